@@ -1,0 +1,63 @@
+//! Helpers shared by the tests of every cmsi-mail crate: oracles that read our
+//! output with parsers we did not write, and real servers on 127.0.0.1.
+//!
+//! Test code: a helper that cannot do its job panics with a message that says
+//! what to install or run.
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing
+)]
+
+pub mod oracle;
+
+use std::path::PathBuf;
+
+/// The workspace root (where `Cargo.toml`, `.venv` and `scripts/` are).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}
+
+/// The Python of the test venv (`.venv`, made by `scripts/test`), which has
+/// aiosmtpd, moto and the BlueKing SDK; `CMSI_MAIL_TEST_PYTHON` overrides it.
+pub fn venv_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("CMSI_MAIL_TEST_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let python = workspace_root().join(".venv/bin/python");
+    if !python.exists() {
+        panic!(
+            "{} is missing: run `scripts/test`, which creates the test venv \
+             (aiosmtpd, moto, bkapi-component-open) before running cargo test",
+            python.display()
+        );
+    }
+    python
+}
+
+/// A Python for scripts that need only the standard library: the venv's when
+/// it exists, else `python3`.
+pub fn stdlib_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("CMSI_MAIL_TEST_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let python = workspace_root().join(".venv/bin/python");
+    if python.exists() {
+        python
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// A path under the testkit's `python/` folder.
+pub fn python_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
+}

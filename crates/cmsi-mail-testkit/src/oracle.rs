@@ -1,0 +1,131 @@
+//! Readers of our output that we did not write, and byte-level checks.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// Checks the wire rules every composed message must keep: CRLF line ends only,
+/// no line over 998 octets, 7-bit clean, no NUL, and header lines that carry
+/// RFC 2047 encoded words within 76 columns. Returns every violation.
+pub fn wire_violations(message: &[u8]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut in_headers = true;
+    for (number, line) in message.split(|&b| b == b'\n').enumerate() {
+        let number = number + 1;
+        let last = number == message.split(|&b| b == b'\n').count();
+        let content = match line.strip_suffix(b"\r") {
+            Some(content) => content,
+            None if last => line,
+            None => {
+                problems.push(format!("line {number}: bare LF"));
+                line
+            }
+        };
+        if content.contains(&b'\r') {
+            problems.push(format!("line {number}: bare CR"));
+        }
+        if content.len() > 998 {
+            problems.push(format!("line {number}: {} octets", content.len()));
+        }
+        if let Some(byte) = content.iter().find(|&&b| b >= 0x80 || b == 0) {
+            problems.push(format!("line {number}: byte {byte:#04x} is not 7-bit text"));
+        }
+        if in_headers {
+            if content.is_empty() {
+                in_headers = false;
+            } else if content.windows(2).any(|w| w == b"=?") && content.len() > 76 {
+                problems.push(format!(
+                    "line {number}: {} columns with encoded words (RFC 2047 allows 76)",
+                    content.len()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Panics, listing the violations, unless [`wire_violations`] finds none.
+pub fn assert_wire_format(message: &[u8]) {
+    let problems = wire_violations(message);
+    assert!(
+        problems.is_empty(),
+        "wire format violations:\n{}\n--- message ---\n{}",
+        problems.join("\n"),
+        String::from_utf8_lossy(&message[..message.len().min(4000)])
+    );
+}
+
+/// Parses with mail-parser (Rust), panicking if it cannot.
+pub fn parse(message: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(message)
+        .expect("mail-parser could not parse the message")
+}
+
+/// What Python's `email` package (policy.default) reads from a message: the
+/// decoded headers, the MIME tree with each leaf's decoded content, and the
+/// defects it found. See `python/read_mail.py` for the shape.
+pub fn python_email(message: &[u8]) -> Value {
+    let mut child = Command::new(crate::stdlib_python())
+        .arg(crate::python_script("read_mail.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start python3 for the email oracle");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(message)
+        .expect("write to python");
+    let output = child.wait_with_output().expect("python email oracle");
+    assert!(
+        output.status.success(),
+        "python email oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("oracle output is JSON")
+}
+
+/// [`python_email`], asserting that Python found no defect.
+pub fn python_email_clean(message: &[u8]) -> Value {
+    let report = python_email(message);
+    let defects = report["defects"].as_array().cloned().unwrap_or_default();
+    assert!(
+        defects.is_empty(),
+        "Python's email package found defects: {defects:?}\n--- message ---\n{}",
+        String::from_utf8_lossy(&message[..message.len().min(4000)])
+    );
+    report
+}
+
+/// The leaves of a Python report's tree, depth first.
+pub fn python_leaves(report: &Value) -> Vec<&Value> {
+    fn walk<'v>(node: &'v Value, out: &mut Vec<&'v Value>) {
+        match node["parts"].as_array() {
+            Some(parts) => parts.iter().for_each(|part| walk(part, out)),
+            None => out.push(node),
+        }
+    }
+    let mut out = Vec::new();
+    walk(&report["tree"], &mut out);
+    out
+}
+
+/// The tree's shape as a compact string, e.g.
+/// `multipart/mixed[multipart/related[text/html,image/png],application/pdf]`.
+pub fn python_shape(report: &Value) -> String {
+    fn shape(node: &Value) -> String {
+        let own = node["content_type"].as_str().unwrap_or("?").to_owned();
+        match node["parts"].as_array() {
+            Some(parts) => format!(
+                "{own}[{}]",
+                parts.iter().map(shape).collect::<Vec<_>>().join(",")
+            ),
+            None => own,
+        }
+    }
+    shape(&report["tree"])
+}

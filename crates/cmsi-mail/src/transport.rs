@@ -1,0 +1,204 @@
+//! The seam between composition and delivery: a [`Transport`] takes an
+//! [`Envelope`] and the composed bytes and answers with a [`Receipt`] or a
+//! [`TransportError`]. Every transport uses these same types, so a program can
+//! choose its transport at run time (`Box<dyn Transport>`).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::address::Mailbox;
+use crate::compose::Composed;
+
+/// Delivers composed messages.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Delivers `message` to the envelope's recipients.
+    ///
+    /// Returns once the message is accepted for every recipient the receipt
+    /// lists as accepted; recipients that were refused while others were
+    /// accepted are listed in [`Receipt::rejected`]. When no recipient is
+    /// accepted the result is an error. A transport retries transient failures
+    /// itself, within its own bounds, and never delivers a message twice.
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &Composed,
+    ) -> Result<Receipt, TransportError>;
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &Composed,
+    ) -> Result<Receipt, TransportError> {
+        (**self).send(envelope, message).await
+    }
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &Composed,
+    ) -> Result<Receipt, TransportError> {
+        (**self).send(envelope, message).await
+    }
+}
+
+/// The SMTP envelope: who the message is from (MAIL FROM) and who gets it
+/// (RCPT TO). It is built from validated mailboxes and never has zero
+/// recipients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Envelope {
+    sender: String,
+    recipients: Vec<String>,
+}
+
+impl Envelope {
+    /// An envelope from `sender` to `recipients` (duplicates, compared without
+    /// regard to case, are dropped). Callers pass a non-empty list: a validated
+    /// message always has a To address.
+    pub(crate) fn new<'m>(
+        sender: &Mailbox,
+        recipients: impl IntoIterator<Item = &'m Mailbox>,
+    ) -> Envelope {
+        let mut list: Vec<String> = Vec::new();
+        for mailbox in recipients {
+            if !list
+                .iter()
+                .any(|seen| seen.eq_ignore_ascii_case(mailbox.address()))
+            {
+                list.push(mailbox.address().to_owned());
+            }
+        }
+        Envelope {
+            sender: sender.address().to_owned(),
+            recipients: list,
+        }
+    }
+
+    /// An envelope from `sender` to `recipients`, or `None` when there is no
+    /// recipient.
+    pub fn try_new<'m>(
+        sender: &Mailbox,
+        recipients: impl IntoIterator<Item = &'m Mailbox>,
+    ) -> Option<Envelope> {
+        let envelope = Envelope::new(sender, recipients);
+        (!envelope.recipients.is_empty()).then_some(envelope)
+    }
+
+    /// MAIL FROM.
+    pub fn sender(&self) -> &str {
+        &self.sender
+    }
+
+    /// RCPT TO, in order, without duplicates; never empty.
+    pub fn recipients(&self) -> &[String] {
+        &self.recipients
+    }
+}
+
+/// What a transport reports for a delivered message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// Our Message-ID, without angle brackets.
+    pub message_id: String,
+    /// Recipients the transport accepted the message for.
+    pub accepted: Vec<String>,
+    /// Recipients refused while others were accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejection>,
+    /// The transport's own id: the SMTP server's queue reply, the SES
+    /// MessageId, the file name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport_id: Option<String>,
+}
+
+/// A recipient the transport refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// The address.
+    pub recipient: String,
+    /// The server's reason.
+    pub reason: String,
+}
+
+/// Delivery failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What kind of failure, for a caller that decides whether to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// May succeed later: a 4xx reply, throttling, a dropped connection, a
+    /// timeout. The transport's own retries are already spent.
+    Transient,
+    /// Will not succeed as it is: a 5xx reply, a rejected message, bad
+    /// credentials.
+    Permanent,
+    /// The transport is set up wrongly: missing settings, an unreadable
+    /// certificate, an unknown region.
+    Configuration,
+    /// Local input or output failed: a full disk, a missing directory.
+    Io,
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportErrorKind::Transient => "temporary delivery failure",
+            TransportErrorKind::Permanent => "delivery refused",
+            TransportErrorKind::Configuration => "transport configuration",
+            TransportErrorKind::Io => "I/O error",
+        })
+    }
+}
+
+impl TransportError {
+    /// An error of `kind` with a message that says what happened.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+
+    /// The message, without the kind.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind == TransportErrorKind::Transient
+    }
+
+    /// Whether the same message will never succeed.
+    pub fn is_permanent(&self) -> bool {
+        self.kind == TransportErrorKind::Permanent
+    }
+}
