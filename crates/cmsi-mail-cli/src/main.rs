@@ -1,1 +1,76 @@
-fn main() {}
+//! `cmsi-mail`: compose, send and serve BlueKing CMSI `send_mail` requests.
+//!
+//! Exit status: 0 on success, 2 for a bad request (one line on stderr names the
+//! field), 1 for anything else (an unreadable file, a failed delivery).
+
+mod compose;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sender used when neither the request, `--sender` nor the configuration names
+/// one. `localhost` marks it as a placeholder that real relays will refuse.
+pub(crate) const PLACEHOLDER_SENDER: &str = "cmsi-mail@localhost";
+
+#[derive(Parser)]
+#[command(
+    name = "cmsi-mail",
+    version,
+    about = "BlueKing CMSI send_mail as RFC 5322 mail"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read one request (JSON) and write the composed message to stdout.
+    Compose(compose::Args),
+}
+
+/// How a command ended, mapped to the exit status.
+pub(crate) enum Outcome {
+    Done,
+    /// The request is wrong: exit 2 with one line on stderr.
+    BadRequest(String),
+}
+
+/// `FILE`, or `-` / nothing for standard input.
+pub(crate) fn read_input(path: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    match path {
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        _ => {
+            let mut input = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut input)
+                .context("cannot read standard input")?;
+            Ok(input)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compose(args) => compose::run(&args),
+    };
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::BadRequest(line)) => {
+            eprintln!("cmsi-mail: bad request: {line}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("cmsi-mail: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

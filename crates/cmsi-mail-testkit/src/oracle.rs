@@ -11,9 +11,10 @@ use serde_json::Value;
 pub fn wire_violations(message: &[u8]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut in_headers = true;
-    for (number, line) in message.split(|&b| b == b'\n').enumerate() {
-        let number = number + 1;
-        let last = number == message.split(|&b| b == b'\n').count();
+    let mut lines = message.split(|&b| b == b'\n').enumerate().peekable();
+    while let Some((index, line)) = lines.next() {
+        let number = index + 1;
+        let last = lines.peek().is_none();
         let content = match line.strip_suffix(b"\r") {
             Some(content) => content,
             None if last => line,

@@ -14,7 +14,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use encodify::{Fold, base64, qp, rfc2047};
 use mail_builder::headers::Header;
 use mail_builder::headers::address::Address;
-use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::date::Date;
 use mail_builder::headers::text::Text;
 use mail_builder::{IoWriter, Writer};
@@ -221,16 +220,13 @@ impl Message<'_> {
         Date::new(date).write_header(w, 6);
         w.write(b"Message-ID: <");
         w.write(message_id.as_bytes());
-        w.write(b">\r\nMIME-Version: 1.0\r\nFrom: ");
-        mailbox(&self.sender).write_header(w, 6);
-        w.write(b"To: ");
-        mailbox_list(&self.to).write_header(w, 4);
+        w.write(b">\r\nMIME-Version: 1.0\r\n");
+        write_mailboxes(w, b"From: ", std::slice::from_ref(&self.sender));
+        write_mailboxes(w, b"To: ", &self.to);
         if !self.cc.is_empty() {
-            w.write(b"Cc: ");
-            mailbox_list(&self.cc).write_header(w, 4);
+            write_mailboxes(w, b"Cc: ", &self.cc);
         }
-        w.write(b"Subject: ");
-        Text::new(self.subject.as_str()).write_header(w, 9);
+        write_subject(w, &self.subject);
 
         self.write_tree(w, &mut rng, &body);
         message_id
@@ -305,15 +301,77 @@ fn now() -> i64 {
         })
 }
 
-fn mailbox(mailbox: &Mailbox) -> Address<'_> {
+fn address(mailbox: &Mailbox) -> Address<'_> {
     Address::new_address(mailbox.name(), mailbox.address())
 }
 
-fn mailbox_list(mailboxes: &[Mailbox]) -> Address<'_> {
-    match mailboxes {
-        [single] => mailbox(single),
-        many => Address::new_list(many.iter().map(mailbox).collect()),
+/// Text a reader would take for an RFC 2047 encoded word must be encoded itself
+/// (RFC 2047 §5); mail-builder writes such text as it is, so those headers are
+/// written here.
+fn looks_encoded(text: &str) -> bool {
+    text.contains("=?")
+}
+
+fn write_subject<W: Writer>(w: &mut W, subject: &str) {
+    w.write(b"Subject: ");
+    if looks_encoded(subject) {
+        write_words(w, subject, "Subject: ".len(), rfc2047::Q_TEXT);
+        w.write(b"\r\n");
+    } else {
+        Text::new(subject).write_header(w, "Subject: ".len());
     }
+}
+
+fn write_mailboxes<W: Writer>(w: &mut W, name: &[u8], mailboxes: &[Mailbox]) {
+    w.write(name);
+    if !mailboxes
+        .iter()
+        .any(|mailbox| mailbox.name().is_some_and(looks_encoded))
+    {
+        let header = match mailboxes {
+            [single] => address(single),
+            many => Address::new_list(many.iter().map(address).collect()),
+        };
+        return header.write_header(w, name.len());
+    }
+    // Every display name as encoded words, one mailbox per line.
+    let mut column = name.len();
+    for (index, mailbox) in mailboxes.iter().enumerate() {
+        if index > 0 {
+            w.write(b",\r\n ");
+            column = 1;
+        }
+        if let Some(display) = mailbox.name() {
+            column = write_words(w, display, column, rfc2047::Q_PHRASE);
+            if column + 3 + mailbox.address().len() > ENCODED_LINE {
+                w.write(b"\r\n");
+                column = 0;
+            }
+            w.write(b" ");
+            column += 1;
+        }
+        w.write(b"<");
+        w.write(mailbox.address().as_bytes());
+        w.write(b">");
+        column += mailbox.address().len() + 2;
+    }
+    w.write(b"\r\n");
+}
+
+/// Writes `text` as UTF-8 encoded words, "Q" (`q` is the text or phrase
+/// variant) or "B" whichever is shorter, folded at 76 columns; returns the
+/// column after them.
+fn write_words<W: Writer>(w: &mut W, text: &str, column: usize, q: rfc2047::WordEncoder) -> usize {
+    let encoder = if q.payload_len(text) <= rfc2047::B.payload_len(text) {
+        q
+    } else {
+        rfc2047::B
+    };
+    let mut column = column;
+    let mut words = String::with_capacity(text.len() * 2);
+    encoder.encode_words("utf-8", text, &mut column, Fold::HEADER, &mut words);
+    w.write(words.as_bytes());
+    column
 }
 
 /// A boundary that cannot occur in base64 or quoted-printable text (`=_` never
@@ -391,14 +449,7 @@ fn write_body_part<W: Writer>(w: &mut W, format: BodyFormat, body: &PreparedBody
 
 fn write_attachment_part<W: Writer>(w: &mut W, attachment: &Attachment<'_>) {
     write_attachment_type(w, &attachment.content_type, &attachment.filename);
-    w.write(b"Content-Disposition: ");
-    let disposition = match attachment.disposition {
-        Disposition::Inline => "inline",
-        Disposition::Attachment => "attachment",
-    };
-    ContentType::new(disposition)
-        .attribute("filename", attachment.filename.as_str())
-        .write_header(w, 21);
+    write_disposition(w, attachment.disposition, &attachment.filename);
     w.write(b"Content-Transfer-Encoding: base64\r\n");
     if let Some(id) = &attachment.content_id {
         w.write(b"Content-ID: <");
@@ -412,7 +463,13 @@ fn write_attachment_part<W: Writer>(w: &mut W, attachment: &Attachment<'_>) {
     }
 }
 
-/// `Content-Type: type/subtype; params; name="…"`. A non-ASCII name is written as
+/// A file name that must not go out as plain ASCII: non-ASCII, or text a reader
+/// would decode as an encoded word.
+fn needs_encoding(filename: &str) -> bool {
+    !filename.is_ascii() || looks_encoded(filename)
+}
+
+/// `Content-Type: type/subtype; params; name="…"`. An encoded name is written as
 /// RFC 2047 encoded words inside the quotes: not what RFC 2231 asks for, but what
 /// older Outlook and QQ Mail read (Content-Disposition carries the RFC 2231 form).
 fn write_attachment_type<W: Writer>(w: &mut W, content_type: &mime::Mime, filename: &str) {
@@ -431,13 +488,7 @@ fn write_attachment_type<W: Writer>(w: &mut W, content_type: &mime::Mime, filena
         w.write(value.as_bytes());
         column += len;
     }
-    if filename.is_ascii() {
-        let value = quoted(filename);
-        column = separate(w, column, "name=".len() + value.len());
-        let _ = column;
-        w.write(b"name=");
-        w.write(value.as_bytes());
-    } else {
+    if needs_encoding(filename) {
         w.write(b";\r\n name=\"");
         let mut column = " name=\"".len();
         // One column is kept for the closing quote.
@@ -446,6 +497,73 @@ fn write_attachment_type<W: Writer>(w: &mut W, content_type: &mime::Mime, filena
         rfc2047::B.encode_words("utf-8", filename, &mut column, fold, &mut words);
         w.write(words.as_bytes());
         w.write(b"\"");
+    } else {
+        // Always quoted, though a token would do: some readers expect quotes here.
+        let value = quoted_string(filename);
+        separate(w, column, "name=".len() + value.len());
+        w.write(b"name=");
+        w.write(value.as_bytes());
+    }
+    w.write(b"\r\n");
+}
+
+/// `Content-Disposition: inline|attachment; filename=…`: a quoted string, or the
+/// RFC 2231 extended form (`filename*0*=utf-8''%E5%AD%A3…`) split into sections
+/// of at most 76 columns, never inside a character.
+fn write_disposition<W: Writer>(w: &mut W, disposition: Disposition, filename: &str) {
+    let disposition: &[u8] = match disposition {
+        Disposition::Inline => b"inline",
+        Disposition::Attachment => b"attachment",
+    };
+    w.write(b"Content-Disposition: ");
+    w.write(disposition);
+    let column = "Content-Disposition: ".len() + disposition.len();
+    if !needs_encoding(filename) {
+        let value = quoted_string(filename);
+        separate(w, column, "filename=".len() + value.len());
+        w.write(b"filename=");
+        w.write(value.as_bytes());
+        w.write(b"\r\n");
+        return;
+    }
+    const CHARSET: &str = "utf-8''";
+    let whole = encodify::hex::PERCENT.encoded_len(filename);
+    if column + 2 + "filename*=".len() + CHARSET.len() + whole <= ENCODED_LINE {
+        w.write(b"; filename*=utf-8''");
+        w.append_with(whole, |buffer| {
+            encodify::hex::PERCENT.encode_append(filename, buffer)
+        });
+        w.write(b"\r\n");
+        return;
+    }
+    let mut section = 0usize;
+    let mut rest = filename;
+    while !rest.is_empty() {
+        let prefix = match section {
+            0 => format!("filename*0*={CHARSET}"),
+            n => format!("filename*{n}*="),
+        };
+        // " " + prefix + value + ";" fits in 76 columns; a section takes at
+        // least one character.
+        let budget = ENCODED_LINE - 2 - prefix.len();
+        let (mut taken, mut len) = (0, 0);
+        for (index, c) in rest.char_indices() {
+            let end = index + c.len_utf8();
+            let escaped =
+                encodify::hex::PERCENT.encoded_len(rest.get(index..end).unwrap_or_default());
+            if len + escaped > budget && taken > 0 {
+                break;
+            }
+            (taken, len) = (end, len + escaped);
+        }
+        let (chunk, tail) = rest.split_at(taken);
+        w.write(b";\r\n ");
+        w.write(prefix.as_bytes());
+        w.append_with(len, |buffer| {
+            encodify::hex::PERCENT.encode_append(chunk, buffer)
+        });
+        rest = tail;
+        section += 1;
     }
     w.write(b"\r\n");
 }
@@ -470,8 +588,14 @@ fn quoted(value: &str) -> Cow<'_, str> {
             .bytes()
             .all(|byte| byte.is_ascii_graphic() && !TSPECIALS.contains(&byte));
     if token {
-        return Cow::Borrowed(value);
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(quoted_string(value))
     }
+}
+
+/// `value` as an RFC 5322 quoted string.
+fn quoted_string(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
@@ -481,7 +605,7 @@ fn quoted(value: &str) -> Cow<'_, str> {
         out.push(c);
     }
     out.push('"');
-    Cow::Owned(out)
+    out
 }
 
 /// Bytes as base64 in 76-column lines joined by CRLF.

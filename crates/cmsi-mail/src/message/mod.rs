@@ -239,6 +239,9 @@ impl<'d> Validator<'d> {
             return Err(RequestError::new("title", Problem::Empty));
         }
         check_header_text("title", &title)?;
+        // Parsers drop white space around an unstructured header value, so the
+        // subject is the trimmed title.
+        let title = title.trim().to_owned();
         let len = title.chars().count();
         if len > self.limits.max_title_chars {
             return Err(RequestError::new(

@@ -162,7 +162,10 @@ fn title_rules() {
         assert_eq!(error.problem(), &problem, "{title}");
     }
     let title = "周报 📈 ".repeat(60);
-    assert_eq!(message(with(json!({ "title": title }))).subject(), title);
+    assert_eq!(
+        message(with(json!({ "title": title }))).subject(),
+        title.trim()
+    );
 }
 
 #[test]
