@@ -371,8 +371,10 @@ fn duplicates_are_dropped_keeping_the_first() {
 
 #[test]
 fn recipient_limit() {
-    let mut limits = Limits::default();
-    limits.max_recipients = 2;
+    let limits = Limits {
+        max_recipients: 2,
+        ..Limits::default()
+    };
     let error = match validate_with(
         with(json!({"receiver": "a@x.com b@x.com", "cc": "c@x.com"})),
         limits,
@@ -604,16 +606,20 @@ fn duplicate_content_ids_are_an_error() {
 
 #[test]
 fn attachment_and_size_limits() {
-    let mut limits = Limits::default();
-    limits.max_attachments = 1;
+    let limits = Limits {
+        max_attachments: 1,
+        ..Limits::default()
+    };
     let value = with(json!({"attachments": [attachment(json!({})), attachment(json!({}))]}));
     match validate_with(value, limits) {
         Err(Error::Request(error)) => assert_eq!(error.field(), "attachments"),
         other => panic!("{other:?}"),
     }
 
-    let mut limits = Limits::default();
-    limits.max_message_bytes = 10_000;
+    let limits = Limits {
+        max_message_bytes: 10_000,
+        ..Limits::default()
+    };
     let big = "QUFB".repeat(3000);
     let value = with(json!({"attachments": [attachment(json!({"content": big}))]}));
     match validate_with(value, limits) {
