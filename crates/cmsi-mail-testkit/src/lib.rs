@@ -10,7 +10,9 @@
     clippy::indexing_slicing
 )]
 
+pub mod fs;
 pub mod oracle;
+pub mod servers;
 
 use std::path::PathBuf;
 

@@ -130,3 +130,15 @@ pub fn python_shape(report: &Value) -> String {
     }
     shape(&report["tree"])
 }
+
+/// Asserts that a server stored exactly the bytes we sent. SMTP needs a line
+/// end before the final dot, so a stored copy may carry one CRLF more.
+pub fn assert_delivered(stored: &[u8], sent: &[u8]) {
+    let same = stored == sent || stored.strip_suffix(b"\r\n") == Some(sent);
+    assert!(
+        same,
+        "delivered bytes differ from the composed ones ({} stored, {} sent)",
+        stored.len(),
+        sent.len()
+    );
+}

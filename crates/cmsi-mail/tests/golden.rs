@@ -2,7 +2,12 @@
 //! bytes stored beside them. After an intended change of output, run with
 //! `CMSI_MAIL_BLESS=1` to rewrite the `.eml` files, and read the diff.
 // Test code: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 
