@@ -1,1 +1,244 @@
-//! wip
+//! A cmsi-mail [`Transport`] that delivers through Amazon SES v2 (`SendEmail`
+//! with raw content: SES sends our bytes as they are).
+//!
+//! Use it when your mail goes out through SES. The client is injected
+//! ([`SesTransport::new`]) or built from the standard AWS configuration
+//! (environment, profile, instance role) with the overrides of
+//! [`SesSettings`] ([`SesTransport::from_settings`]).
+//!
+//! Throttling, 5xx answers and network failures are retried by the SDK
+//! (standard mode, 3 attempts by default) and then reported as transient;
+//! a rejected message, an unverified sender or a paused account are
+//! permanent. A message over the raw size limit is refused before any call.
+//!
+//! The SDK is built with rustls on ring and without the default HTTPS client,
+//! so the whole workspace keeps one TLS stack.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), cmsi_mail::TransportError> {
+//! use cmsi_mail_ses::{SesSettings, SesTransport};
+//!
+//! let transport = SesTransport::from_settings(&SesSettings {
+//!     region: Some("us-east-1".into()),
+//!     ..SesSettings::default()
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::config::Region;
+use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sesv2::operation::send_email::SendEmailError;
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use cmsi_mail::{Composed, Envelope, Receipt, Transport, TransportError, TransportErrorKind};
+use serde::Deserialize;
+
+/// Largest raw message SES v2 accepts: 40 MB, headers and encoded
+/// attachments included.
+pub const MAX_RAW_MESSAGE_BYTES: usize = 40_000_000;
+
+/// Overrides of the standard AWS configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesSettings {
+    /// AWS region (else `AWS_REGION`, the profile, ...).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint URL, for a VPC endpoint or a local test server.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// SES configuration set to send with.
+    #[serde(default)]
+    pub configuration_set: Option<String>,
+    /// Attempts per message, the first included (default 3).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Seconds one attempt may take (default 30).
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+}
+
+/// Delivers through SES v2.
+#[derive(Debug, Clone)]
+pub struct SesTransport {
+    client: Client,
+    configuration_set: Option<String>,
+}
+
+impl SesTransport {
+    /// A transport using `client` as it is configured.
+    pub fn new(client: Client) -> Self {
+        SesTransport {
+            client,
+            configuration_set: None,
+        }
+    }
+
+    /// Sends with an SES configuration set.
+    pub fn with_configuration_set(mut self, name: impl Into<String>) -> Self {
+        self.configuration_set = Some(name.into());
+        self
+    }
+
+    /// Builds the client from the standard AWS configuration (credentials,
+    /// region, endpoint) with `settings` on top.
+    pub async fn from_settings(settings: &SesSettings) -> Result<Self, TransportError> {
+        let configuration =
+            |message: String| TransportError::new(TransportErrorKind::Configuration, message);
+        let timeout = settings.timeout_secs.unwrap_or(30.0);
+        if !(timeout > 0.0 && timeout.is_finite()) {
+            return Err(configuration(
+                "timeout_secs must be a positive number".into(),
+            ));
+        }
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        let shared = loader.load().await;
+        if shared.region().is_none() {
+            return Err(configuration(
+                "no AWS region: set region in [transport.ses] or AWS_REGION".into(),
+            ));
+        }
+        let config = aws_sdk_sesv2::config::Builder::from(&shared)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(settings.max_attempts.unwrap_or(3).max(1)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs_f64(timeout))
+                    .build(),
+            )
+            .build();
+        let mut transport = SesTransport::new(Client::from_conf(config));
+        transport.configuration_set = settings.configuration_set.clone();
+        Ok(transport)
+    }
+}
+
+/// The HTTP client this crate builds clients with: hyper with rustls on ring.
+/// Pass it to `aws_sdk_sesv2::Config::builder().http_client(…)` when building
+/// a client yourself: the SDK is compiled without a default one.
+pub fn https_client() -> aws_sdk_sesv2::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+#[async_trait]
+impl Transport for SesTransport {
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &Composed,
+    ) -> Result<Receipt, TransportError> {
+        if message.bytes.len() > MAX_RAW_MESSAGE_BYTES {
+            return Err(TransportError::new(
+                TransportErrorKind::Permanent,
+                format!(
+                    "the message is {} bytes; SES accepts raw messages of at most {} bytes",
+                    message.bytes.len(),
+                    MAX_RAW_MESSAGE_BYTES
+                ),
+            ));
+        }
+        let raw = RawMessage::builder()
+            .data(Blob::new(message.bytes.clone()))
+            .build()
+            .map_err(|error| {
+                TransportError::new(TransportErrorKind::Configuration, error.to_string())
+            })?;
+        let output = self
+            .client
+            .send_email()
+            .from_email_address(envelope.sender())
+            .destination(
+                Destination::builder()
+                    .set_to_addresses(Some(envelope.recipients().to_vec()))
+                    .build(),
+            )
+            .content(EmailContent::builder().raw(raw).build())
+            .set_configuration_set_name(self.configuration_set.clone())
+            .send()
+            .await
+            .map_err(send_error)?;
+        Ok(Receipt {
+            message_id: message.message_id.clone(),
+            accepted: envelope.recipients().to_vec(),
+            rejected: Vec::new(),
+            transport_id: output.message_id().map(str::to_owned),
+        })
+    }
+}
+
+fn send_error(error: SdkError<SendEmailError>) -> TransportError {
+    let (kind, message) = match &error {
+        SdkError::ServiceError(service) => {
+            let kind = match service.err() {
+                SendEmailError::TooManyRequestsException(_)
+                | SendEmailError::LimitExceededException(_) => TransportErrorKind::Transient,
+                SendEmailError::NotFoundException(_) => TransportErrorKind::Configuration,
+                SendEmailError::MessageRejected(_)
+                | SendEmailError::MailFromDomainNotVerifiedException(_)
+                | SendEmailError::AccountSuspendedException(_)
+                | SendEmailError::SendingPausedException(_)
+                | SendEmailError::BadRequestException(_) => TransportErrorKind::Permanent,
+                _ if service.raw().status().is_server_error() => TransportErrorKind::Transient,
+                _ => TransportErrorKind::Permanent,
+            };
+            let code = service.err().code().unwrap_or("error");
+            let text = service.err().message().unwrap_or("no message");
+            (kind, format!("SES refused the message: {code}: {text}"))
+        }
+        SdkError::ConstructionFailure(_) => (
+            TransportErrorKind::Configuration,
+            format!("SES request could not be built: {}", DisplayChain(&error)),
+        ),
+        // No identity (credentials) to sign with is reported as a dispatch
+        // failure that is neither I/O nor a timeout.
+        SdkError::DispatchFailure(failure) if !(failure.is_io() || failure.is_timeout()) => (
+            TransportErrorKind::Configuration,
+            format!("SES request could not be sent: {}", DisplayChain(&error)),
+        ),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (
+            TransportErrorKind::Transient,
+            format!("SES could not be reached: {}", DisplayChain(&error)),
+        ),
+        _ => (
+            TransportErrorKind::Transient,
+            format!("SES call failed: {}", DisplayChain(&error)),
+        ),
+    };
+    TransportError::new(kind, message).with_source(error)
+}
+
+/// An error and its causes on one line (the SDK's own Display says little).
+struct DisplayChain<'e>(&'e (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(current) = cause {
+            write!(f, ": {current}")?;
+            cause = current.source();
+        }
+        Ok(())
+    }
+}

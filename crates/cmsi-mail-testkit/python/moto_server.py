@@ -4,6 +4,7 @@ Usage: moto_server.py PORT. Writes "READY" once /moto-api/data.json answers,
 and exits when stdin closes.
 """
 
+import logging
 import sys
 import time
 import urllib.request
@@ -12,6 +13,7 @@ from moto.server import ThreadedMotoServer
 
 
 def main():
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = int(sys.argv[1])
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -278,11 +278,9 @@ impl MotoServer {
     pub fn raw_messages(&self) -> Vec<Value> {
         let state = http_json(self.port, "GET", "/moto-api/data.json");
         state["ses"]["RawMessage"]
-            .as_object()
-            .into_iter()
-            .flat_map(|regions| regions.values())
-            .flat_map(|items| items.as_array().cloned().unwrap_or_default())
-            .collect()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

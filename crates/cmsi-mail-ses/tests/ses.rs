@@ -1,0 +1,154 @@
+//! The SES transport against moto's server on 127.0.0.1.
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
+use cmsi_mail::{
+    ComposeOptions, Composed, Envelope, Mailbox, SendMailRequest, StaticDirectory, Transport,
+    TransportErrorKind, Validator,
+};
+use cmsi_mail_ses::{MAX_RAW_MESSAGE_BYTES, SesTransport, https_client};
+use cmsi_mail_testkit::oracle::{assert_delivered, python_email_clean};
+use cmsi_mail_testkit::servers::MotoServer;
+
+fn client(moto: &MotoServer) -> aws_sdk_sesv2::Client {
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .http_client(https_client())
+        .build();
+    aws_sdk_sesv2::Client::from_conf(config)
+}
+
+async fn verify(client: &aws_sdk_sesv2::Client, identity: &str) {
+    client
+        .create_email_identity()
+        .email_identity(identity)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn example() -> (Envelope, Composed) {
+    let path = cmsi_mail_testkit::workspace_root().join("examples/send_mail.json");
+    let json = std::fs::read(path).unwrap();
+    let request = SendMailRequest::from_json(&json).unwrap().into_owned();
+    let directory = StaticDirectory::new();
+    let message = Validator::new(Mailbox::parse("x@example.com").unwrap(), &directory)
+        .validate(request)
+        .unwrap()
+        .message;
+    (message.envelope(), message.compose(&ComposeOptions::new()))
+}
+
+#[tokio::test]
+async fn sends_our_bytes_as_raw_content() {
+    let moto = MotoServer::start();
+    let client = client(&moto);
+    verify(&client, "example.com").await;
+    let transport = SesTransport::new(client);
+    let (envelope, composed) = example();
+    let receipt = transport.send(&envelope, &composed).await.unwrap();
+
+    assert_eq!(receipt.message_id, composed.message_id);
+    assert_eq!(receipt.accepted, envelope.recipients());
+    assert!(
+        receipt
+            .transport_id
+            .as_deref()
+            .is_some_and(|id| !id.is_empty())
+    );
+
+    let sent = moto.raw_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let raw = sent[0]["raw_data"].as_str().unwrap().as_bytes();
+    assert_delivered(raw, &composed.bytes);
+    assert_eq!(sent[0]["source"], "noreply@example.com");
+    let destinations: Vec<&str> = sent[0]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    for recipient in envelope.recipients() {
+        assert!(
+            destinations.contains(&recipient.as_str()),
+            "{destinations:?}"
+        );
+    }
+    python_email_clean(raw);
+}
+
+#[tokio::test]
+async fn an_unverified_sender_is_permanent() {
+    let moto = MotoServer::start();
+    let transport = SesTransport::new(client(&moto));
+    let (envelope, composed) = example();
+    let error = transport.send(&envelope, &composed).await.unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Permanent, "{error}");
+    assert!(error.to_string().contains("MessageRejected"), "{error}");
+    assert!(error.to_string().contains("noreply@example.com"), "{error}");
+    assert!(moto.raw_messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_oversize_message_is_refused_before_any_call() {
+    let moto = MotoServer::start();
+    let client = client(&moto);
+    verify(&client, "example.com").await;
+    let transport = SesTransport::new(client);
+    let (envelope, _) = example();
+    let oversize = Composed {
+        message_id: "big@example.com".into(),
+        bytes: vec![b'a'; MAX_RAW_MESSAGE_BYTES + 1],
+    };
+    let error = transport.send(&envelope, &oversize).await.unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Permanent);
+    assert!(
+        error.to_string().contains("at most 40000000 bytes"),
+        "{error}"
+    );
+    assert!(moto.raw_messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_transient() {
+    let port = cmsi_mail_testkit::servers::free_port();
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .http_client(https_client())
+        .build();
+    let transport = SesTransport::new(aws_sdk_sesv2::Client::from_conf(config));
+    let (envelope, composed) = example();
+    let error = transport.send(&envelope, &composed).await.unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Transient, "{error}");
+    assert!(
+        error.to_string().contains("could not be reached"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn missing_credentials_are_a_configuration_error() {
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .http_client(https_client())
+        .build();
+    let transport = SesTransport::new(aws_sdk_sesv2::Client::from_conf(config));
+    let (envelope, composed) = example();
+    let error = transport.send(&envelope, &composed).await.unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Configuration, "{error}");
+    assert!(error.to_string().contains("credentials"), "{error}");
+}
