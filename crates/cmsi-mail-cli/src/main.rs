@@ -1,9 +1,11 @@
 //! `cmsi-mail`: compose, send and serve BlueKing CMSI `send_mail` requests.
 //!
-//! Exit status: 0 on success, 2 for a bad request (one line on stderr names the
-//! field), 1 for anything else (an unreadable file, a failed delivery).
+//! Exit status: 0 on success, 2 for a bad request, 1 for anything else (an
+//! unreadable file, a failed delivery).
 
 mod compose;
+mod config;
+mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,13 +31,20 @@ struct Cli {
 enum Command {
     /// Read one request (JSON) and write the composed message to stdout.
     Compose(compose::Args),
+    /// Read one request (JSON), deliver it, and print the ESB response.
+    Send(send::Args),
 }
 
 /// How a command ended, mapped to the exit status.
 pub(crate) enum Outcome {
+    /// Exit 0.
     Done,
-    /// The request is wrong: exit 2 with one line on stderr.
+    /// The request is wrong: exit 2 with this one line on stderr.
     BadRequest(String),
+    /// The request is wrong and the response already says so: exit 2.
+    Refused,
+    /// Delivery failed and the response already says so: exit 1.
+    Failed,
 }
 
 /// `FILE`, or `-` / nothing for standard input.
@@ -57,10 +66,17 @@ pub(crate) fn read_input(path: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compose(args) => compose::run(&args),
+        Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(&args))),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
@@ -68,6 +84,8 @@ fn main() -> ExitCode {
             eprintln!("cmsi-mail: bad request: {line}");
             ExitCode::from(2)
         }
+        Ok(Outcome::Refused) => ExitCode::from(2),
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("cmsi-mail: {error:#}");
             ExitCode::FAILURE

@@ -274,6 +274,30 @@ impl MotoServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Creates a verified SES identity (a domain covers all its addresses),
+    /// through boto3 from the test venv.
+    pub fn verify_identity(&self, identity: &str) {
+        let endpoint = self.endpoint();
+        let script = [
+            "import boto3".to_owned(),
+            format!(
+                "client = boto3.client('sesv2', endpoint_url='{endpoint}', region_name='us-east-1', \
+                 aws_access_key_id='testing', aws_secret_access_key='testing')"
+            ),
+            format!("client.create_email_identity(EmailIdentity='{identity}')"),
+        ]
+        .join("\n");
+        let status = Command::new(crate::venv_python())
+            .arg("-c")
+            .arg(script)
+            .status()
+            .expect("python");
+        assert!(
+            status.success(),
+            "cannot create the SES identity {identity}"
+        );
+    }
+
     /// The raw messages SES accepted (`ses` → `RawMessage` in moto's state).
     pub fn raw_messages(&self) -> Vec<Value> {
         let state = http_json(self.port, "GET", "/moto-api/data.json");

@@ -1,0 +1,169 @@
+//! The configuration file: TOML with the ESB's key names.
+//!
+//! ```toml
+//! mail_sender = "noreply@example.com"
+//! [transport]
+//! kind = "smtp"                # file | smtp | ses
+//! [transport.file]
+//! dir = "outbox"
+//! [transport.smtp]
+//! smtp_host = "127.0.0.1"
+//! smtp_port = 2525
+//! smtp_user = "testuser"
+//! smtp_pwd = "testpass"        # or CMSI_MAIL_SMTP_PWD in the environment
+//! smtp_usetls = true
+//! ca_file = "cert.pem"
+//! [transport.ses]
+//! region = "us-east-1"
+//! [users]
+//! admin = "admin@example.com"
+//! ```
+//!
+//! Relative paths (`dir`, `ca_file`) are relative to the file's own directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use cmsi_mail::{Mailbox, StaticDirectory, Transport};
+use cmsi_mail_file::FileTransport;
+use cmsi_mail_ses::{SesSettings, SesTransport};
+use cmsi_mail_smtp::{SmtpSettings, SmtpTransport};
+use serde::Deserialize;
+
+use crate::PLACEHOLDER_SENDER;
+
+/// Environment variables that override secrets of the file.
+const SMTP_USER_ENV: &str = "CMSI_MAIL_SMTP_USER";
+const SMTP_PWD_ENV: &str = "CMSI_MAIL_SMTP_PWD";
+
+/// Where `send` and `serve` drop mail when nothing is configured.
+pub(crate) const DEFAULT_OUTBOX: &str = "outbox";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    #[serde(default)]
+    pub(crate) mail_sender: Option<String>,
+    #[serde(default)]
+    pub(crate) transport: TransportConfig,
+    #[serde(default)]
+    pub(crate) users: StaticDirectory,
+    /// The directory of the file, for relative paths.
+    #[serde(skip)]
+    base: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransportConfig {
+    #[serde(default)]
+    pub(crate) kind: Option<TransportKind>,
+    #[serde(default)]
+    pub(crate) file: FileConfig,
+    #[serde(default)]
+    pub(crate) smtp: Option<SmtpSettings>,
+    #[serde(default)]
+    pub(crate) ses: Option<SesSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    #[serde(default)]
+    pub(crate) dir: Option<PathBuf>,
+}
+
+/// Which transport delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TransportKind {
+    /// A directory of .eml files.
+    File,
+    /// An SMTP server.
+    Smtp,
+    /// Amazon SES v2.
+    Ses,
+}
+
+impl Config {
+    /// Reads `path`, or gives the defaults when there is none.
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        config.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// Replaces the users with those of another file.
+    pub(crate) fn load_users(&mut self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        self.users =
+            StaticDirectory::from_toml(&text).with_context(|| format!("{}", path.display()))?;
+        Ok(())
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    /// The sender for requests that name none.
+    pub(crate) fn sender(&self) -> anyhow::Result<Mailbox> {
+        let sender = self.mail_sender.as_deref().unwrap_or(PLACEHOLDER_SENDER);
+        Mailbox::parse(sender).with_context(|| format!("mail_sender {sender:?}"))
+    }
+
+    /// The transport, `kind` overriding the file's choice (default: file).
+    pub(crate) async fn transport(
+        &self,
+        kind: Option<TransportKind>,
+        outbox: Option<&Path>,
+    ) -> anyhow::Result<Box<dyn Transport>> {
+        let kind = kind.or(self.transport.kind).unwrap_or(TransportKind::File);
+        Ok(match kind {
+            TransportKind::File => {
+                let dir = match outbox {
+                    Some(dir) => dir.to_path_buf(),
+                    None => self.resolve(
+                        self.transport
+                            .file
+                            .dir
+                            .as_deref()
+                            .unwrap_or(Path::new(DEFAULT_OUTBOX)),
+                    ),
+                };
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                Box::new(FileTransport::new(dir))
+            }
+            TransportKind::Smtp => {
+                let mut settings = self
+                    .transport
+                    .smtp
+                    .clone()
+                    .context("--transport smtp needs a [transport.smtp] table in the config")?;
+                if let Ok(user) = std::env::var(SMTP_USER_ENV) {
+                    settings.smtp_user = Some(user);
+                }
+                if let Ok(password) = std::env::var(SMTP_PWD_ENV) {
+                    settings.smtp_pwd = Some(password);
+                }
+                settings.ca_file = settings.ca_file.map(|path| self.resolve(&path));
+                Box::new(SmtpTransport::new(settings)?)
+            }
+            TransportKind::Ses => {
+                let settings = self.transport.ses.clone().unwrap_or_default();
+                Box::new(SesTransport::from_settings(&settings).await?)
+            }
+        })
+    }
+}
