@@ -17,6 +17,12 @@
 //! region = "us-east-1"
 //! [users]
 //! admin = "admin@example.com"
+//! [server]
+//! listen = "127.0.0.1:8025"
+//! max_body_bytes = 33554432
+//! [apps.monitor]
+//! secret = "s3cret"          # or: secret_env = "MONITOR_SECRET"
+//! allow_bk_username = true
 //! ```
 //!
 //! Relative paths (`dir`, `ca_file`) are relative to the file's own directory.
@@ -48,6 +54,10 @@ pub(crate) struct Config {
     pub(crate) transport: TransportConfig,
     #[serde(default)]
     pub(crate) users: StaticDirectory,
+    #[serde(default)]
+    pub(crate) server: cmsi_mail_gateway::ServerConfig,
+    #[serde(default)]
+    pub(crate) apps: cmsi_mail_gateway::Apps,
     /// The directory of the file, for relative paths.
     #[serde(skip)]
     base: PathBuf,

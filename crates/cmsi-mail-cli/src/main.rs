@@ -6,6 +6,7 @@
 mod compose;
 mod config;
 mod send;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     Compose(compose::Args),
     /// Read one request (JSON), deliver it, and print the ESB response.
     Send(send::Args),
+    /// Serve the ESB endpoint POST /api/c/compapi/cmsi/send_mail/.
+    Serve(serve::Args),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compose(args) => compose::run(&args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(&args))),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(&args))),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

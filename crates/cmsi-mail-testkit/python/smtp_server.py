@@ -18,6 +18,7 @@ Some recipients make the server misbehave, for the fault tests:
   permfail-*@        DATA answered 554
   drop-data-once-*@  the first DATA on this server: connection reset right after 354
   drop-after-dot-*@  DATA read in full, then the connection reset without a reply
+  slow-*@            DATA answered after 1.5 s
 """
 
 import argparse
@@ -70,6 +71,8 @@ class Handler:
                 message_id = line.split(b":", 1)[1].strip().decode("ascii", "replace")
                 break
         event(self.store, "data", message_id=message_id, rcpt_tos=envelope.rcpt_tos)
+        if has(envelope, "slow-"):
+            await asyncio.sleep(1.5)
         if has(envelope, "permfail-"):
             return "554 5.7.1 Message refused by policy"
         if has(envelope, "tempfail-once-"):

@@ -51,7 +51,9 @@ pub struct RequestError {
 }
 
 impl RequestError {
-    pub(crate) fn new(field: impl Into<String>, problem: Problem) -> Self {
+    /// A problem with `field` (a path such as `attachments[0].content`, or
+    /// `request` for the request as a whole).
+    pub fn new(field: impl Into<String>, problem: Problem) -> Self {
         RequestError {
             field: field.into(),
             problem,

@@ -1,0 +1,91 @@
+//! `cmsi-mail serve`: the ESB `send_mail` endpoint over HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use cmsi_mail::Mailer;
+use cmsi_mail_gateway::{AppRegistry, Gateway, serve, shutdown_signal};
+
+use crate::Outcome;
+use crate::config::{Config, TransportKind};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Configuration file (TOML) with at least one `[apps.NAME]` table.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default: `[server] listen`, else 127.0.0.1:8025).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// TOML file with a `[users]` table; replaces the config's.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// Transport, overriding the config's `[transport] kind`.
+    #[arg(long, value_enum)]
+    transport: Option<TransportKind>,
+    /// Directory for the file transport (implies `--transport file` unless
+    /// another is given).
+    #[arg(long, value_name = "DIR")]
+    outbox: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+const NO_APP: &str = "no app may call this gateway: add one to the config, for example
+
+[apps.monitor]
+secret = \"s3cret\"            # or: secret_env = \"MONITOR_SECRET\"
+allow_bk_username = true     # may name its user by bk_username alone
+
+and start with --config FILE";
+
+pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
+    init_logging(args.log_json);
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(users) = &args.users {
+        config.load_users(users)?;
+    }
+    let apps = AppRegistry::new(&config.apps, |name| std::env::var(name).ok())?;
+    if apps.is_empty() {
+        anyhow::bail!(NO_APP);
+    }
+    let kind = args
+        .transport
+        .or(args.outbox.as_ref().map(|_| TransportKind::File));
+    let transport = config.transport(kind, args.outbox.as_deref()).await?;
+    let mailer = Mailer::new(transport, config.sender()?)
+        .with_directory(Arc::new(std::mem::take(&mut config.users)));
+    let gateway = Arc::new(Gateway::new(mailer, apps, &config.server));
+
+    let listen = args.listen.unwrap_or_else(|| config.server.listen());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(listen = %local, "serving send_mail");
+    // One plain line for people and scripts, whatever the log format.
+    eprintln!("cmsi-mail: listening on http://{local}");
+    serve(listener, gateway, shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    eprintln!("cmsi-mail: stopped");
+    Ok(Outcome::Done)
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("CMSI_MAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,157 @@
+//! `[server]` and `[apps]` of the configuration file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// Default listen address: loopback only, so that a fresh install is not open
+/// to the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8025";
+/// Default request body limit: 32 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Default bound on deliveries in progress at once.
+pub const DEFAULT_MAX_CONCURRENT_DELIVERIES: usize = 16;
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:8025`).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Largest request body in bytes (default 32 MiB); larger ones get 413.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Requests processed at once; more wait their turn (default 16).
+    #[serde(default)]
+    pub max_concurrent_deliveries: Option<usize>,
+}
+
+impl ServerConfig {
+    /// The listen address.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8025)))
+    }
+
+    /// The body limit.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES)
+    }
+
+    /// The delivery bound (at least 1).
+    pub fn max_concurrent_deliveries(&self) -> usize {
+        self.max_concurrent_deliveries
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_DELIVERIES)
+            .max(1)
+    }
+}
+
+/// `[apps.NAME]`: an app allowed to call, by its `bk_app_code`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app secret (`bk_app_secret`).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The name of an environment variable holding the secret instead.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Whether the app may name its user with `bk_username` alone, without a
+    /// `bk_token` (the ESB's "免登录态验证" whitelist).
+    #[serde(default)]
+    pub allow_bk_username: bool,
+}
+
+/// `[apps]`, as written in the file.
+pub type Apps = BTreeMap<String, AppConfig>;
+
+/// The registered apps with their secrets resolved.
+#[derive(Clone, Default)]
+pub struct AppRegistry {
+    apps: BTreeMap<String, App>,
+}
+
+#[derive(Clone)]
+struct App {
+    secret: Vec<u8>,
+    allow_bk_username: bool,
+}
+
+impl std::fmt::Debug for AppRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_list().entries(self.apps.keys()).finish()
+    }
+}
+
+/// An `[apps]` entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("[apps.{app}]: {reason}")]
+pub struct AppConfigError {
+    app: String,
+    reason: String,
+}
+
+impl AppRegistry {
+    /// Resolves `apps`, reading `secret_env` variables through `env`.
+    pub fn new(
+        apps: &Apps,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<AppRegistry, AppConfigError> {
+        let mut resolved = BTreeMap::new();
+        for (code, app) in apps {
+            let error = |reason: String| AppConfigError {
+                app: code.clone(),
+                reason,
+            };
+            let secret = match (&app.secret, &app.secret_env) {
+                (Some(_), Some(_)) => {
+                    return Err(error("give secret or secret_env, not both".into()));
+                }
+                (Some(secret), None) => secret.clone(),
+                (None, Some(variable)) => env(variable).ok_or_else(|| {
+                    error(format!("the environment variable {variable} is not set"))
+                })?,
+                (None, None) => return Err(error("no secret: set secret or secret_env".into())),
+            };
+            if secret.is_empty() {
+                return Err(error("the secret is empty".into()));
+            }
+            resolved.insert(
+                code.clone(),
+                App {
+                    secret: secret.into_bytes(),
+                    allow_bk_username: app.allow_bk_username,
+                },
+            );
+        }
+        Ok(AppRegistry { apps: resolved })
+    }
+
+    /// Whether no app is registered.
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+
+    /// Number of apps.
+    pub fn len(&self) -> usize {
+        self.apps.len()
+    }
+
+    /// Checks an app's credentials: `Some(allow_bk_username)` when the code is
+    /// registered and the secret matches. The secret is compared in constant
+    /// time, also for unknown codes.
+    pub(crate) fn check(&self, code: &str, secret: &str) -> Option<bool> {
+        const UNKNOWN: &[u8] = b"\0no such app\0";
+        let app = self.apps.get(code);
+        let expected = app.map_or(UNKNOWN, |app| app.secret.as_slice());
+        let matches: bool = expected.ct_eq(secret.as_bytes()).into();
+        match app {
+            Some(app) if matches => Some(app.allow_bk_username),
+            _ => None,
+        }
+    }
+}
