@@ -186,12 +186,15 @@ fn not_an_object() -> RequestError {
 
 fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
     let path = error.path().to_string();
-    let field = if path == "." {
-        "request".to_owned()
-    } else {
-        path
-    };
-    RequestError::new(field, Problem::Malformed(error.into_inner().to_string()))
+    let inner = error.into_inner();
+    // Broken JSON is a fault of the whole body, wherever the parser stopped.
+    if path == "." || inner.is_syntax() || inner.is_eof() {
+        return RequestError::new(
+            "request",
+            Problem::Malformed(format!("the body is not valid JSON: {inner}")),
+        );
+    }
+    RequestError::new(path, Problem::Malformed(inner.to_string()))
 }
 
 /// A string field; `null` is absent.
@@ -461,6 +464,8 @@ mod tests {
             (br#"{"attachments": "[{\"content\": 5}]"}"#, "attachments"),
             (br#"[1, 2]"#, "request"),
             (br#"{"title": "x"} trailing"#, "request"),
+            (br#"{"title": "#, "request"),
+            (br#"{"title": "abc"#, "request"),
             (b"\xff", "request"),
         ];
         for (json, field) in cases {
