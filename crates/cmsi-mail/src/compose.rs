@@ -23,8 +23,9 @@ use crate::message::{Attachment, BodyFormat, Data, Disposition, Message};
 
 /// Base64 line length (RFC 2045 §6.8).
 const LINE: usize = 76;
-/// Bytes encoded per step: a whole number of lines, small enough for the cache.
-const CHUNK: usize = LINE / 4 * 3 * 1024;
+/// Bytes encoded per step: 800 whole lines, 62 400 bytes once encoded, which
+/// fits the 64 KiB buffer of mail-builder's `IoWriter`.
+const CHUNK: usize = LINE / 4 * 3 * 800;
 /// Longest line of a 7bit body, CRLF excluded (RFC 5322 §2.1.1).
 const MAX_7BIT_LINE: usize = 998;
 /// Header lines that carry encoded words stay within 76 columns (RFC 2047 §2).
@@ -118,10 +119,14 @@ impl<'t> PreparedBody<'t> {
 /// Text line breaks in canonical form: a lone LF or CR becomes CRLF.
 fn crlf(text: &str) -> Cow<'_, [u8]> {
     let bytes = text.as_bytes();
-    let canonical = memchr::memchr2_iter(b'\r', b'\n', bytes).all(|at| match bytes.get(at) {
-        Some(b'\r') => bytes.get(at + 1) == Some(&b'\n'),
-        _ => at > 0 && bytes.get(at - 1) == Some(&b'\r'),
-    });
+    let canonical = match memchr::memchr(b'\r', bytes) {
+        // Without CR, any LF is a bare one (text from JSON usually has LF only).
+        None => memchr::memchr(b'\n', bytes).is_none(),
+        Some(_) => memchr::memchr2_iter(b'\r', b'\n', bytes).all(|at| match bytes.get(at) {
+            Some(b'\r') => bytes.get(at + 1) == Some(&b'\n'),
+            _ => at > 0 && bytes.get(at - 1) == Some(&b'\r'),
+        }),
+    };
     if canonical {
         return Cow::Borrowed(bytes);
     }
@@ -143,11 +148,11 @@ fn crlf(text: &str) -> Cow<'_, [u8]> {
 
 /// 7bit when the text allows it, else the shorter of quoted-printable and base64.
 fn choose_encoding(text: &[u8]) -> Encoding {
-    let seven_bit =
-        text.is_ascii() && memchr::memchr(0, text).is_none() && longest_line(text) <= MAX_7BIT_LINE;
-    if seven_bit {
+    if text.is_ascii() && memchr::memchr(0, text).is_none() && longest_line(text) <= MAX_7BIT_LINE
+    {
         return Encoding::SevenBit;
     }
+    // Counting stops as soon as quoted-printable is known to be longer.
     match qp::BODY.encoded_len_within(text, base64_len(text.len())) {
         Some(_) => Encoding::QuotedPrintable,
         None => Encoding::Base64,
@@ -309,7 +314,8 @@ fn address(mailbox: &Mailbox) -> Address<'_> {
 /// (RFC 2047 §5); mail-builder writes such text as it is, so those headers are
 /// written here.
 fn looks_encoded(text: &str) -> bool {
-    text.contains("=?")
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'=', bytes).any(|at| bytes.get(at + 1) == Some(&b'?'))
 }
 
 fn write_subject<W: Writer>(w: &mut W, subject: &str) {
@@ -458,7 +464,7 @@ fn write_attachment_part<W: Writer>(w: &mut W, attachment: &Attachment<'_>) {
     }
     w.write(b"\r\n");
     match &attachment.data {
-        Data::Base64 { text, .. } => write_wrapped(w, text.as_bytes(), &mut true),
+        Data::Base64 { text, .. } => write_wrapped(w, text.as_bytes()),
         Data::Bytes(bytes) => write_base64(w, bytes),
     }
 }
@@ -608,27 +614,42 @@ fn quoted_string(value: &str) -> String {
     out
 }
 
-/// Bytes as base64 in 76-column lines joined by CRLF.
+/// Bytes as base64 in 76-column lines joined by CRLF. The pieces handed to the
+/// writer fit the 64 KiB buffer of mail-builder's `IoWriter`, so streaming to a
+/// file never holds more than that.
 fn write_base64<W: Writer>(w: &mut W, bytes: &[u8]) {
-    let mut symbols = Vec::with_capacity(base64::STANDARD.encoded_len(CHUNK.min(bytes.len())));
-    let mut first = true;
-    for chunk in bytes.chunks(CHUNK) {
-        symbols.clear();
-        base64::STANDARD.encode_append(chunk, &mut symbols);
-        write_wrapped(w, &symbols, &mut first);
+    let mut chunks = bytes.chunks(CHUNK).peekable();
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        w.append_with(base64::MIME.encoded_len(chunk.len()), |buffer| {
+            base64::MIME.encode_append(chunk, buffer);
+            // MIME ends every line with CRLF; the last one belongs to the
+            // delimiter that follows the part.
+            if last {
+                buffer.truncate(buffer.len().saturating_sub(2));
+            }
+        });
     }
 }
 
-/// Base64 symbols in 76-column lines joined by CRLF. Writing canonical base64
-/// text this way gives the same bytes as decoding it and calling
-/// [`write_base64`], because each `CHUNK` ends on a line end.
-fn write_wrapped<W: Writer>(w: &mut W, symbols: &[u8], first: &mut bool) {
-    for line in symbols.chunks(LINE) {
-        if !*first {
-            w.write(b"\r\n");
-        }
-        *first = false;
-        w.write(line);
+/// Base64 symbols in 76-column lines joined by CRLF. Canonical base64 text
+/// written this way gives the same bytes as decoding it and calling
+/// [`write_base64`].
+fn write_wrapped<W: Writer>(w: &mut W, symbols: &[u8]) {
+    let mut pieces = symbols.chunks(CHUNK / 3 * 4).peekable();
+    while let Some(piece) = pieces.next() {
+        let last = pieces.peek().is_none();
+        let len = piece.len() + piece.len().div_ceil(LINE) * 2;
+        w.append_with(len, |buffer| {
+            buffer.reserve(len);
+            for line in piece.chunks(LINE) {
+                buffer.extend_from_slice(line);
+                buffer.extend_from_slice(b"\r\n");
+            }
+            if last {
+                buffer.truncate(buffer.len().saturating_sub(2));
+            }
+        });
     }
 }
 
@@ -697,7 +718,7 @@ mod tests {
             write_base64(&mut encoded, &bytes);
             let text = base64::STANDARD.encode(&bytes);
             let mut rewrapped = Vec::new();
-            write_wrapped(&mut rewrapped, text.as_bytes(), &mut true);
+            write_wrapped(&mut rewrapped, text.as_bytes());
             assert_eq!(encoded, rewrapped, "length {len}");
             assert_eq!(encoded.len(), base64_len(len), "length {len}");
             assert!(
