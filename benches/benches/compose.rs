@@ -50,11 +50,16 @@ fn bench(c: &mut Criterion, workload: &Workload) {
         mail_builder(workload).len(),
         lettre(workload).len(),
     ];
-    println!("{}: message sizes ours/mail-builder/lettre: {sizes:?}", workload.name);
+    println!(
+        "{}: message sizes ours/mail-builder/lettre: {sizes:?}",
+        workload.name
+    );
 
     let mut group = c.benchmark_group(workload.name);
     if workload.name == "w3" {
-        group.sample_size(20).measurement_time(Duration::from_secs(8));
+        group
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(8));
     }
     group.bench_function("ours_e2e", |b| {
         b.iter(|| {
@@ -65,7 +70,9 @@ fn bench(c: &mut Criterion, workload: &Workload) {
     group.bench_function("ours_compose", |b| {
         b.iter(|| black_box(&owned).compose(&ComposeOptions::new()).bytes);
     });
-    group.bench_function("mail_builder", |b| b.iter(|| mail_builder(black_box(workload))));
+    group.bench_function("mail_builder", |b| {
+        b.iter(|| mail_builder(black_box(workload)))
+    });
     group.bench_function("lettre", |b| b.iter(|| lettre(black_box(workload))));
     group.finish();
 }

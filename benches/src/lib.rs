@@ -49,9 +49,14 @@ pub struct Workload {
 }
 
 const PHRASES: &[&str] = &[
-    "蓝鲸智云监控平台", "本季度平台可用率达到百分之九十九点九八", "告警量环比下降",
-    "请各位同事查阅附件中的详细数据", "运维值班安排如下", "如有疑问请联系运维组",
-    "服务器资源使用情况", "数据库慢查询统计",
+    "蓝鲸智云监控平台",
+    "本季度平台可用率达到百分之九十九点九八",
+    "告警量环比下降",
+    "请各位同事查阅附件中的详细数据",
+    "运维值班安排如下",
+    "如有疑问请联系运维组",
+    "服务器资源使用情况",
+    "数据库慢查询统计",
 ];
 
 fn chinese_html(rng: &mut fastrand::Rng, len: usize, images: &[&str]) -> String {
@@ -105,9 +110,9 @@ impl Workload {
                     "content_id": file.content_id,
                 })
             })
-            .chain(self.attachments.iter().map(|file| {
-                json!({"filename": file.filename, "content": BASE64.encode(&file.bytes)})
-            }))
+            .chain(self.attachments.iter().map(
+                |file| json!({"filename": file.filename, "content": BASE64.encode(&file.bytes)}),
+            ))
             .collect();
         let mut request = json!({
             "bk_app_code": "monitor",
@@ -140,7 +145,10 @@ pub fn w1() -> Workload {
             ("李四", "lisi@example.com"),
             ("王五", "wangwu@example.com"),
         ]),
-        cc: people(&[("运维值班", "oncall@example.com"), ("赵六", "zhaoliu@example.com")]),
+        cc: people(&[
+            ("运维值班", "oncall@example.com"),
+            ("赵六", "zhaoliu@example.com"),
+        ]),
         subject: "【蓝鲸监控】2026 年第 48 周运营周报".into(),
         html: Some(chinese_html(&mut rng, 2048, &[])),
         text: None,
@@ -161,7 +169,11 @@ pub fn w2() -> Workload {
         to: people(&[("张三", "zhangsan@example.com")]),
         cc: people(&[("运维值班", "oncall@example.com")]),
         subject: "【蓝鲸监控】第三季度运营报告".into(),
-        html: Some(chinese_html(&mut rng, 5 * 1024, &["trend.png", "usage.png"])),
+        html: Some(chinese_html(
+            &mut rng,
+            5 * 1024,
+            &["trend.png", "usage.png"],
+        )),
         text: None,
         inline: vec![
             File {
@@ -214,7 +226,10 @@ pub fn w3() -> Workload {
 pub fn mail_builder(w: &Workload) -> Vec<u8> {
     use mail_builder::MessageBuilder;
     fn pairs(people: &[(String, String)]) -> Vec<(&str, &str)> {
-        people.iter().map(|(n, a)| (n.as_str(), a.as_str())).collect()
+        people
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.as_str()))
+            .collect()
     }
     let mut builder = MessageBuilder::new()
         .from((w.from.0.as_str(), w.from.1.as_str()))
@@ -237,7 +252,11 @@ pub fn mail_builder(w: &Workload) -> Vec<u8> {
         );
     }
     for file in &w.attachments {
-        builder = builder.attachment(file.content_type, file.filename.as_str(), file.bytes.as_slice());
+        builder = builder.attachment(
+            file.content_type,
+            file.filename.as_str(),
+            file.bytes.as_slice(),
+        );
     }
     builder.write_to_vec().unwrap_or_default()
 }
@@ -246,7 +265,9 @@ pub fn mail_builder(w: &Workload) -> Vec<u8> {
 pub fn lettre(w: &Workload) -> Vec<u8> {
     use lettre::message::header::ContentType;
     use lettre::message::{Attachment, Mailbox as LMailbox, MultiPart, SinglePart};
-    let mailbox = |(name, address): &(String, String)| LMailbox::new(Some(name.clone()), address.parse().expect("address"));
+    let mailbox = |(name, address): &(String, String)| {
+        LMailbox::new(Some(name.clone()), address.parse().expect("address"))
+    };
     let mut builder = lettre::Message::builder()
         .from(mailbox(&w.from))
         .subject(w.subject.as_str());

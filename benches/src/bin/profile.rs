@@ -22,27 +22,42 @@ fn main() {
                 std::hint::black_box(cmsi_mail_benches::mail_builder(&workload));
             }
         }
-        println!("  {peer:?}: {:.3} µs", started.elapsed().as_secs_f64() * 1e6 / rounds as f64);
+        println!(
+            "  {peer:?}: {:.3} µs",
+            started.elapsed().as_secs_f64() * 1e6 / rounds as f64
+        );
         return;
     }
     if std::env::var_os("COMPOSE_ONLY").is_some() {
         let request = SendMailRequest::from_json(&workload.json).unwrap();
-        let message = Validator::new(sender.clone(), &directory).validate(request).unwrap().message;
+        let message = Validator::new(sender.clone(), &directory)
+            .validate(request)
+            .unwrap()
+            .message;
         let started = std::time::Instant::now();
         for _ in 0..rounds {
             std::hint::black_box(message.compose(&ComposeOptions::new()));
         }
-        println!("  compose: {:.3} µs", started.elapsed().as_secs_f64() * 1e6 / rounds as f64);
+        println!(
+            "  compose: {:.3} µs",
+            started.elapsed().as_secs_f64() * 1e6 / rounds as f64
+        );
         return;
     }
     let started = std::time::Instant::now();
     let mut total = 0;
     for _ in 0..rounds {
         let request = SendMailRequest::from_json(&workload.json).unwrap();
-        let message = Validator::new(sender.clone(), &directory).validate(request).unwrap().message;
+        let message = Validator::new(sender.clone(), &directory)
+            .validate(request)
+            .unwrap()
+            .message;
         total += message.compose(&ComposeOptions::new()).bytes.len();
     }
-    println!("{name}: {:.3} ms per message ({total} bytes)", started.elapsed().as_secs_f64() * 1e3 / rounds as f64);
+    println!(
+        "{name}: {:.3} ms per message ({total} bytes)",
+        started.elapsed().as_secs_f64() * 1e3 / rounds as f64
+    );
     let per = |started: std::time::Instant| started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
     let started = std::time::Instant::now();
     for _ in 0..rounds {
@@ -57,7 +72,11 @@ fn main() {
     let started = std::time::Instant::now();
     for _ in 0..rounds {
         let request = SendMailRequest::from_json(&workload.json).unwrap();
-        std::hint::black_box(Validator::new(sender.clone(), &directory).validate(request).unwrap());
+        std::hint::black_box(
+            Validator::new(sender.clone(), &directory)
+                .validate(request)
+                .unwrap(),
+        );
     }
     println!("  from_json + validate: {:.2} µs", per(started));
 }

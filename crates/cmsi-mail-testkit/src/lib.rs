@@ -11,6 +11,7 @@
 )]
 
 pub mod fs;
+pub mod fuzz;
 pub mod oracle;
 pub mod servers;
 

@@ -164,12 +164,21 @@ impl Mailbox {
     }
 }
 
+/// `"Display Name" <addr@domain>` (the name quoted, `"` and `\\` escaped), or
+/// the bare address: a form [`Mailbox::parse`] reads back to the same mailbox.
 impl fmt::Display for Mailbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name:?} <{}>", self.address),
-            None => f.write_str(&self.address),
+        let Some(name) = &self.name else {
+            return f.write_str(&self.address);
+        };
+        f.write_str("\"")?;
+        for c in name.chars() {
+            if c == '"' || c == '\\' {
+                f.write_str("\\")?;
+            }
+            write!(f, "{c}")?;
         }
+        write!(f, "\" <{}>", self.address)
     }
 }
 
@@ -634,6 +643,19 @@ mod tests {
         ));
         let long = format!("a@{}.com", vec!["b".repeat(60); 5].join("."));
         assert!(Mailbox::parse(&long).is_err());
+    }
+
+    #[test]
+    fn display_reads_back() {
+        for input in [
+            "a@x.com",
+            "张三 <zs@x.com>",
+            r#""Li, \"Si\" \\ back" <ls@x.com>"#,
+            "\"john doe\"@x.com",
+        ] {
+            let mailbox = Mailbox::parse(input).unwrap();
+            assert_eq!(Mailbox::parse(&mailbox.to_string()), Ok(mailbox), "{input}");
+        }
     }
 
     #[test]

@@ -148,8 +148,7 @@ fn crlf(text: &str) -> Cow<'_, [u8]> {
 
 /// 7bit when the text allows it, else the shorter of quoted-printable and base64.
 fn choose_encoding(text: &[u8]) -> Encoding {
-    if text.is_ascii() && memchr::memchr(0, text).is_none() && longest_line(text) <= MAX_7BIT_LINE
-    {
+    if text.is_ascii() && memchr::memchr(0, text).is_none() && longest_line(text) <= MAX_7BIT_LINE {
         return Encoding::SevenBit;
     }
     // Counting stops as soon as quoted-printable is known to be longer.

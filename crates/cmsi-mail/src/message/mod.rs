@@ -45,6 +45,9 @@ impl Default for Limits {
     }
 }
 
+/// Longest `type` of an attachment.
+const MAX_TYPE: usize = 255;
+
 /// Longest Content-ID, so that its header line stays far below 998 octets.
 const MAX_CONTENT_ID: usize = 900;
 
@@ -577,6 +580,15 @@ fn content_type(
     let Some(given) = given else {
         return Ok(by_name());
     };
+    // RFC 6838 caps type and subtype at 127 characters each; parameters come
+    // on top. Longer values would also break the 998-octet line limit.
+    if given.len() > MAX_TYPE {
+        return Err(Problem::TooLong {
+            len: given.len(),
+            max: MAX_TYPE,
+            unit: "characters",
+        });
+    }
     if given.eq_ignore_ascii_case("image") {
         let sniffed = sniff_image(&data.prefix(16));
         return Ok(sniffed.unwrap_or_else(|| {
