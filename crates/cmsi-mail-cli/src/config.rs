@@ -43,17 +43,61 @@ const SMTP_USER_ENV: &str = "CMSI_MAIL_SMTP_USER";
 const SMTP_PWD_ENV: &str = "CMSI_MAIL_SMTP_PWD";
 
 /// Where `send` and `serve` drop mail when nothing is configured.
-pub(crate) const DEFAULT_OUTBOX: &str = "outbox";
+const DEFAULT_OUTBOX: &str = "outbox";
+
+/// The options `send` and `serve` share: where the configuration is, and what
+/// on the command line overrides it.
+#[derive(clap::Args)]
+pub(crate) struct DeliveryArgs {
+    /// Configuration file (TOML); without one, mail is dropped into ./outbox.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// TOML file with a `[users]` table; replaces the config's.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// Transport, overriding the config's `[transport] kind`.
+    #[arg(long, value_enum)]
+    transport: Option<TransportKind>,
+    /// Directory for the file transport (implies `--transport file` unless
+    /// another is given).
+    #[arg(long, value_name = "DIR")]
+    outbox: Option<PathBuf>,
+}
+
+impl DeliveryArgs {
+    /// The configuration file with the command line's `--users`.
+    pub(crate) fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(users) = &self.users {
+            config.load_users(users)?;
+        }
+        Ok(config)
+    }
+
+    /// The mailer `config` describes, with the command line's transport
+    /// overrides. Takes the users out of `config`.
+    pub(crate) async fn mailer(
+        &self,
+        config: &mut Config,
+    ) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
+        let kind = self
+            .transport
+            .or(self.outbox.as_ref().map(|_| TransportKind::File));
+        let transport = config.transport(kind, self.outbox.as_deref()).await?;
+        Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
+            .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     #[serde(default)]
-    pub(crate) mail_sender: Option<String>,
+    mail_sender: Option<String>,
     #[serde(default)]
-    pub(crate) transport: TransportConfig,
+    transport: TransportConfig,
     #[serde(default)]
-    pub(crate) users: StaticDirectory,
+    users: StaticDirectory,
     #[serde(default)]
     pub(crate) server: cmsi_mail_gateway::ServerConfig,
     #[serde(default)]
@@ -65,22 +109,22 @@ pub(crate) struct Config {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TransportConfig {
+struct TransportConfig {
     #[serde(default)]
-    pub(crate) kind: Option<TransportKind>,
+    kind: Option<TransportKind>,
     #[serde(default)]
-    pub(crate) file: FileConfig,
+    file: FileConfig,
     #[serde(default)]
-    pub(crate) smtp: Option<SmtpSettings>,
+    smtp: Option<SmtpSettings>,
     #[serde(default)]
-    pub(crate) ses: Option<SesSettings>,
+    ses: Option<SesSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FileConfig {
+struct FileConfig {
     #[serde(default)]
-    pub(crate) dir: Option<PathBuf>,
+    dir: Option<PathBuf>,
 }
 
 /// Which transport delivers.
@@ -110,7 +154,7 @@ impl Config {
     }
 
     /// Replaces the users with those of another file.
-    pub(crate) fn load_users(&mut self, path: &Path) -> anyhow::Result<()> {
+    fn load_users(&mut self, path: &Path) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         self.users =
@@ -127,13 +171,13 @@ impl Config {
     }
 
     /// The sender for requests that name none.
-    pub(crate) fn sender(&self) -> anyhow::Result<Mailbox> {
+    fn sender(&self) -> anyhow::Result<Mailbox> {
         let sender = self.mail_sender.as_deref().unwrap_or(PLACEHOLDER_SENDER);
         Mailbox::parse(sender).with_context(|| format!("mail_sender {sender:?}"))
     }
 
     /// The transport, `kind` overriding the file's choice (default: file).
-    pub(crate) async fn transport(
+    async fn transport(
         &self,
         kind: Option<TransportKind>,
         outbox: Option<&Path>,

@@ -1,34 +1,22 @@
 //! `cmsi-mail serve`: the ESB `send_mail` endpoint over HTTP.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use cmsi_mail::Mailer;
 use cmsi_mail_gateway::{AppRegistry, Gateway, serve, shutdown_signal};
 
 use crate::Outcome;
-use crate::config::{Config, TransportKind};
+use crate::config::DeliveryArgs;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Configuration file (TOML) with at least one `[apps.NAME]` table.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Address to listen on (default: `[server] listen`, else 127.0.0.1:8025).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// TOML file with a `[users]` table; replaces the config's.
-    #[arg(long, value_name = "FILE")]
-    users: Option<PathBuf>,
-    /// Transport, overriding the config's `[transport] kind`.
-    #[arg(long, value_enum)]
-    transport: Option<TransportKind>,
-    /// Directory for the file transport (implies `--transport file` unless
-    /// another is given).
-    #[arg(long, value_name = "DIR")]
-    outbox: Option<PathBuf>,
+    /// The configuration must have at least one `[apps.NAME]` table.
+    #[command(flatten)]
+    delivery: DeliveryArgs,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -44,20 +32,12 @@ and start with --config FILE";
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     init_logging(args.log_json);
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(users) = &args.users {
-        config.load_users(users)?;
-    }
+    let mut config = args.delivery.config()?;
     let apps = AppRegistry::new(&config.apps, |name| std::env::var(name).ok())?;
     if apps.is_empty() {
         anyhow::bail!(NO_APP);
     }
-    let kind = args
-        .transport
-        .or(args.outbox.as_ref().map(|_| TransportKind::File));
-    let transport = config.transport(kind, args.outbox.as_deref()).await?;
-    let mailer = Mailer::new(transport, config.sender()?)
-        .with_directory(Arc::new(std::mem::take(&mut config.users)));
+    let mailer = args.delivery.mailer(&mut config).await?;
     let gateway = Arc::new(Gateway::new(mailer, apps, &config.server));
 
     let listen = args.listen.unwrap_or_else(|| config.server.listen());

@@ -9,23 +9,12 @@
 
 use std::sync::Arc;
 
-use cmsi_mail::{
-    ComposeOptions, Composed, Envelope, Mailbox, Message, SendMailRequest, StaticDirectory,
-    Transport, TransportErrorKind, Validator,
-};
+use cmsi_mail::{ComposeOptions, Composed, Envelope, Transport, TransportErrorKind};
 use cmsi_mail_file::FileTransport;
 use cmsi_mail_testkit::fs::{FullDisk, ReadOnlyDir, file_names};
+use cmsi_mail_testkit::message;
 use cmsi_mail_testkit::oracle::{assert_wire_format, parse};
 use serde_json::{Value, json};
-
-fn message(value: Value) -> Message<'static> {
-    let request = SendMailRequest::from_value(value).unwrap();
-    let directory = StaticDirectory::new();
-    Validator::new(Mailbox::parse("noreply@example.com").unwrap(), &directory)
-        .validate(request)
-        .unwrap()
-        .message
-}
 
 fn sample(n: usize) -> (Envelope, Composed) {
     let message = message(json!({

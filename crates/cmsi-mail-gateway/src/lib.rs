@@ -117,12 +117,8 @@ impl Gateway {
             }
         };
         // Bounded: a burst waits here instead of opening a connection each.
-        let Ok(_permit) = self.deliveries.acquire().await else {
-            return bad_request(
-                EsbResponse::failure(CODE_BAD_REQUEST, "the gateway is shutting down", json!({})),
-                Some(app_code),
-            );
-        };
+        // (The semaphore is never closed, so acquiring cannot fail.)
+        let _permit = self.deliveries.acquire().await;
         let result = self.mailer.send(request).await;
         Outcome {
             status: StatusCode::OK,
@@ -287,31 +283,21 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn not_found(uri: Uri) -> Response {
-    let request_id = new_request_id();
-    let response = EsbResponse::failure(
-        CODE_BAD_REQUEST,
-        format!("no API at {}", uri.path()),
-        json!({}),
-    );
-    respond(
-        StatusCode::NOT_FOUND,
-        response.with_request_id(&request_id),
-        &request_id,
-    )
+    refuse(StatusCode::NOT_FOUND, format!("no API at {}", uri.path()))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    let request_id = new_request_id();
-    let response = EsbResponse::failure(
-        CODE_BAD_REQUEST,
-        format!("{method} is not allowed on {}; use POST or GET", uri.path()),
-        json!({}),
-    );
-    respond(
+    refuse(
         StatusCode::METHOD_NOT_ALLOWED,
-        response.with_request_id(&request_id),
-        &request_id,
+        format!("{method} is not allowed on {}; use POST or GET", uri.path()),
     )
+}
+
+/// An HTTP-level refusal, in the ESB envelope all the same.
+fn refuse(status: StatusCode, message: String) -> Response {
+    let request_id = new_request_id();
+    let response = EsbResponse::failure(CODE_BAD_REQUEST, message, json!({}));
+    respond(status, response.with_request_id(&request_id), &request_id)
 }
 
 /// Serves `gateway` on `listener` until `shutdown` completes; then stops

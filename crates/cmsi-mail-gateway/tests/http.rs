@@ -110,6 +110,20 @@ fn seed() -> Value {
     })
 }
 
+/// POSTs `body` with the credentials header, and reads the reply.
+async fn post_with_header(server: &Server, header: &str, body: &Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}{PATH}", server.url))
+        .header("X-Bkapi-Authorization", header)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn post_json(
     server: &Server,
     path: &str,
@@ -223,31 +237,16 @@ async fn a_form_request_like_the_old_sdk_sends() {
 #[tokio::test]
 async fn header_credentials_win_over_the_body() {
     let server = start().await;
-    let client = reqwest::Client::new();
     let mut wrong_in_body = seed();
     wrong_in_body["bk_app_secret"] = json!("wrong");
     let header =
         json!({"bk_app_code": "monitor", "bk_app_secret": "s3cret", "bk_username": "admin"});
-    let reply = client
-        .post(format!("{}{PATH}", server.url))
-        .header("X-Bkapi-Authorization", header.to_string())
-        .json(&wrong_in_body)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = reply.json().await.unwrap();
+    let body = post_with_header(&server, &header.to_string(), &wrong_in_body).await;
     assert_eq!(body["result"], true, "{body}");
 
     let wrong_header =
         json!({"bk_app_code": "monitor", "bk_app_secret": "nope", "bk_username": "admin"});
-    let reply = client
-        .post(format!("{}{PATH}", server.url))
-        .header("X-Bkapi-Authorization", wrong_header.to_string())
-        .json(&seed())
-        .send()
-        .await
-        .unwrap();
-    let body: Value = reply.json().await.unwrap();
+    let body = post_with_header(&server, &wrong_header.to_string(), &seed()).await;
     assert_eq!(body["result"], false, "{body}");
     assert_eq!(server.eml_count(), 1);
     server.stop().await;
@@ -308,7 +307,6 @@ async fn every_authentication_failure_has_its_own_message() {
         assert!(reply["request_id"].is_string());
     }
 
-    let client = reqwest::Client::new();
     for (header, message) in [
         (
             json!({"access_token": "opaque"}).to_string(),
@@ -319,16 +317,7 @@ async fn every_authentication_failure_has_its_own_message() {
             "X-Bkapi-Authorization is not a JSON object of credentials",
         ),
     ] {
-        let reply: Value = client
-            .post(format!("{}{PATH}", server.url))
-            .header("X-Bkapi-Authorization", header)
-            .json(&seed())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let reply = post_with_header(&server, &header, &seed()).await;
         assert_eq!(reply["result"], false);
         assert!(
             reply["message"].as_str().unwrap().starts_with(message),

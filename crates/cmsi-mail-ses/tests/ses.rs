@@ -8,10 +8,7 @@
 )]
 
 use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
-use cmsi_mail::{
-    ComposeOptions, Composed, Envelope, Mailbox, SendMailRequest, StaticDirectory, Transport,
-    TransportErrorKind, Validator,
-};
+use cmsi_mail::{Composed, Envelope, Transport, TransportErrorKind};
 use cmsi_mail_ses::{MAX_RAW_MESSAGE_BYTES, SesTransport, https_client};
 use cmsi_mail_testkit::oracle::{assert_delivered, python_email_clean};
 use cmsi_mail_testkit::servers::MotoServer;
@@ -37,15 +34,7 @@ async fn verify(client: &aws_sdk_sesv2::Client, identity: &str) {
 }
 
 fn example() -> (Envelope, Composed) {
-    let path = cmsi_mail_testkit::workspace_root().join("examples/send_mail.json");
-    let json = std::fs::read(path).unwrap();
-    let request = SendMailRequest::from_json(&json).unwrap().into_owned();
-    let directory = StaticDirectory::new();
-    let message = Validator::new(Mailbox::parse("x@example.com").unwrap(), &directory)
-        .validate(request)
-        .unwrap()
-        .message;
-    (message.envelope(), message.compose(&ComposeOptions::new()))
+    cmsi_mail_testkit::envelope_and_bytes(cmsi_mail_testkit::example("send_mail.json"))
 }
 
 #[tokio::test]

@@ -10,14 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use cmsi_mail::{
-    ComposeOptions, Composed, Envelope, Mailbox, SendMailRequest, StaticDirectory, Transport,
-    TransportErrorKind, Validator,
-};
+use cmsi_mail::{Composed, Envelope, Transport, TransportErrorKind};
 use cmsi_mail_smtp::{SmtpSettings, SmtpTransport};
+use cmsi_mail_testkit::envelope_and_bytes;
 use cmsi_mail_testkit::oracle::{assert_delivered, python_email_clean};
 use cmsi_mail_testkit::servers::{SmtpOptions, SmtpServer, SmtpTls, free_port};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn settings(server: &SmtpServer) -> SmtpSettings {
     SmtpSettings {
@@ -38,18 +36,8 @@ fn transport(settings: SmtpSettings) -> SmtpTransport {
         .with_backoff(Duration::from_millis(50))
 }
 
-fn compose(request: Value) -> (Envelope, Composed) {
-    let request = SendMailRequest::from_value(request).unwrap();
-    let directory = StaticDirectory::new();
-    let message = Validator::new(Mailbox::parse("noreply@example.com").unwrap(), &directory)
-        .validate(request)
-        .unwrap()
-        .message;
-    (message.envelope(), message.compose(&ComposeOptions::new()))
-}
-
 fn to(receiver: &str) -> (Envelope, Composed) {
-    compose(json!({
+    envelope_and_bytes(json!({
         "receiver": receiver,
         "title": "测试邮件",
         "content": "<p>hello</p>\n.\n..leading dots survive\n",
@@ -57,8 +45,7 @@ fn to(receiver: &str) -> (Envelope, Composed) {
 }
 
 fn example() -> (Envelope, Composed) {
-    let path = cmsi_mail_testkit::workspace_root().join("examples/send_mail.json");
-    compose(serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap())
+    envelope_and_bytes(cmsi_mail_testkit::example("send_mail.json"))
 }
 
 #[tokio::test]
@@ -267,7 +254,7 @@ async fn a_connection_dropped_during_data_is_retried_once_delivered() {
     let transport = transport(settings(&server));
     // Large enough that the reset reaches the client while it is still writing.
     let big = encodify::base64::STANDARD.encode(vec![0x5a; 8 << 20]);
-    let (envelope, composed) = compose(json!({
+    let (envelope, composed) = envelope_and_bytes(json!({
         "receiver": "drop-data-once-a@example.com",
         "title": "big",
         "content": "x",

@@ -77,14 +77,20 @@ pub fn check_message(message: &Message<'_>) {
     }
     .expect("a body");
     assert_eq!(lf(&body), lf(message.body()), "body");
-    // The tree puts inline parts first: compare without regard to order.
+    // The tree puts inline parts first: compare without regard to order. The
+    // bytes are decoded from the part's raw base64 here: mail-parser hands
+    // text/* parts back as (lossily) decoded text.
+    let raw_message = parsed.raw_message();
     let mut decoded: Vec<(Option<String>, Vec<u8>)> = parsed
         .attachments()
         .map(|part| {
-            (
-                part.attachment_name().map(str::to_owned),
-                part.contents().to_vec(),
-            )
+            let body = raw_message
+                .get(part.raw_body_offset() as usize..part.raw_end_offset() as usize)
+                .unwrap_or_default();
+            let bytes = encodify::base64::MIME
+                .decode(body)
+                .expect("attachment base64");
+            (part.attachment_name().map(str::to_owned), bytes)
         })
         .collect();
     let mut sent: Vec<(Option<String>, Vec<u8>)> = message

@@ -64,3 +64,35 @@ pub fn python_script(name: &str) -> PathBuf {
         .join("python")
         .join(name)
 }
+
+/// A request from `examples/`, e.g. `example("send_mail.json")`.
+pub fn example(name: &str) -> serde_json::Value {
+    let path = workspace_root().join("examples").join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// Validates `request` as the tests' standard mailer would: sender
+/// `noreply@example.com`, users from `examples/users.toml`. Panics when invalid.
+pub fn message(request: serde_json::Value) -> cmsi_mail::Message<'static> {
+    let users = std::fs::read_to_string(workspace_root().join("examples/users.toml"))
+        .expect("examples/users.toml");
+    let directory = cmsi_mail::StaticDirectory::from_toml(&users).expect("users");
+    let request = cmsi_mail::SendMailRequest::from_value(request).expect("a request object");
+    let sender = cmsi_mail::Mailbox::parse("noreply@example.com").expect("sender");
+    cmsi_mail::Validator::new(sender, &directory)
+        .validate(request)
+        .unwrap_or_else(|error| panic!("invalid request: {error}"))
+        .message
+}
+
+/// [`message`], composed with fresh options: its envelope and bytes.
+pub fn envelope_and_bytes(
+    request: serde_json::Value,
+) -> (cmsi_mail::Envelope, cmsi_mail::Composed) {
+    let message = message(request);
+    (
+        message.envelope(),
+        message.compose(&cmsi_mail::ComposeOptions::new()),
+    )
+}

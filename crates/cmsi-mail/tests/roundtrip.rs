@@ -14,6 +14,7 @@ use cmsi_mail::{
 use cmsi_mail_testkit::oracle::{
     assert_wire_format, parse, python_email_clean, python_leaves, python_shape,
 };
+use cmsi_mail_testkit::{example, message};
 use encodify::base64::STANDARD as BASE64;
 use mail_parser::MimeHeaders;
 use serde_json::{Value, json};
@@ -21,33 +22,12 @@ use serde_json::{Value, json};
 const SEED: u64 = 20_261_129;
 const DATE: i64 = 1_764_000_000;
 
-fn examples() -> std::path::PathBuf {
-    cmsi_mail_testkit::workspace_root().join("examples")
-}
-
-fn validate(value: &Value) -> Message<'static> {
-    let directory = StaticDirectory::from_toml(
-        &std::fs::read_to_string(examples().join("users.toml")).unwrap(),
-    )
-    .unwrap();
-    let request = SendMailRequest::from_value(value.clone()).unwrap();
-    let sender = Mailbox::parse("CMSI <cmsi-mail@localhost>").unwrap();
-    Validator::new(sender, &directory)
-        .validate(request)
-        .unwrap_or_else(|error| panic!("invalid request: {error}"))
-        .message
-}
-
 /// Composes deterministically and checks the wire rules.
 fn compose(value: &Value) -> (Message<'static>, Composed) {
-    let message = validate(value);
+    let message = message(value.clone());
     let composed = message.compose(&ComposeOptions::deterministic(SEED, DATE));
     assert_wire_format(&composed.bytes);
     (message, composed)
-}
-
-fn example(name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(examples().join(name)).unwrap()).unwrap()
 }
 
 fn text(bytes: &[u8]) -> &str {
@@ -528,7 +508,7 @@ fn a_line_break_in_the_title_never_reaches_the_headers() {
 #[test]
 fn deterministic_mode_repeats_itself() {
     let request = example("send_mail.json");
-    let message = validate(&request);
+    let message = message(request.clone());
     let first = message.compose(&ComposeOptions::deterministic(1, DATE));
     let again = message.compose(&ComposeOptions::deterministic(1, DATE));
     let other = message.compose(&ComposeOptions::deterministic(2, DATE));
@@ -571,7 +551,7 @@ fn the_rewrap_fast_path_equals_the_plain_path() {
 
 #[test]
 fn streaming_gives_the_same_bytes() {
-    let message = validate(&example("send_mail.json"));
+    let message = message(example("send_mail.json"));
     let options = ComposeOptions::deterministic(5, DATE);
     let mut streamed = Vec::new();
     let id = message.write_to(&options, &mut streamed).unwrap();
@@ -595,7 +575,7 @@ fn write_errors_are_reported() {
             Ok(())
         }
     }
-    let message = validate(&example("seed.json"));
+    let message = message(example("seed.json"));
     let error = message.write_to(&ComposeOptions::new(), Full).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::StorageFull);
 }
