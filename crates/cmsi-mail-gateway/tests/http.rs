@@ -601,3 +601,69 @@ async fn shutdown_lets_requests_in_progress_finish() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_in_progress_are_bounded() {
+    // A transport that records how many sends overlap.
+    struct Counting {
+        inner: FileTransport,
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+    #[async_trait::async_trait]
+    impl Transport for Counting {
+        async fn send(
+            &self,
+            envelope: &cmsi_mail::Envelope,
+            message: &cmsi_mail::Composed,
+        ) -> Result<cmsi_mail::Receipt, cmsi_mail::TransportError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let result = self.inner.send(envelope, message).await;
+            self.now.fetch_sub(1, SeqCst);
+            result
+        }
+    }
+    let outbox = tempfile::tempdir().unwrap();
+    let counting = Arc::new(Counting {
+        inner: FileTransport::new(outbox.path()),
+        now: 0.into(),
+        most: 0.into(),
+    });
+    let server = start_with(
+        Box::new(Arc::clone(&counting)),
+        outbox,
+        ServerConfig {
+            max_concurrent_deliveries: Some(3),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let url = format!("{}{PATH}", server.url);
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                client
+                    .post(&url)
+                    .json(&seed())
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap()["result"], true);
+    }
+    let most = counting.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(most, 3, "the bound is reached and never passed");
+    assert_eq!(server.eml_count(), 12);
+    server.stop().await;
+}
