@@ -340,11 +340,21 @@ fn ascii_domain(domain: &str) -> Result<String, AddressError> {
             )))
         };
     }
-    let ascii = idna::domain_to_ascii_strict(domain)
-        .map_err(|_| AddressError::Domain(format!("{domain:?} is not a valid host name")))?;
-    // The strict UTS 46 mapping already enforces letters, digits and hyphens and
-    // the DNS lengths; a few shapes still slip through.
-    if ascii.is_empty() || ascii.ends_with('.') {
+    // Plain ASCII host names (the common case) need no UTS 46 mapping; Punycode
+    // labels (`xn--`) still go through it to be checked.
+    let plain = domain.is_ascii()
+        && !domain.split('.').any(|label| {
+            label
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+        });
+    let ascii = if plain {
+        domain.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii_strict(domain)
+            .map_err(|_| AddressError::Domain(format!("{domain:?} is not a valid host name")))?
+    };
+    if ascii.is_empty() || ascii.len() > 253 || ascii.ends_with('.') {
         return Err(AddressError::Domain(format!(
             "{domain:?} is not a valid host name"
         )));
@@ -597,6 +607,16 @@ mod tests {
         assert_eq!(
             Mailbox::parse("root@localhost").unwrap().domain(),
             "localhost"
+        );
+        assert_eq!(
+            Mailbox::parse("a@Mail.Example.COM").unwrap().domain(),
+            "mail.example.com"
+        );
+        assert_eq!(
+            Mailbox::parse("a@XN--fsqu00a.xn--0zwm56d")
+                .unwrap()
+                .domain(),
+            "xn--fsqu00a.xn--0zwm56d"
         );
     }
 
