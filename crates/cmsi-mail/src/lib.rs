@@ -19,14 +19,14 @@
 //! ```
 //! use cmsi_mail::{ComposeOptions, Mailbox, SendMailRequest, StaticDirectory, Validator};
 //!
-//! let json = br#"{"receiver": "张三 <zhangsan@example.com>", "title": "周报",
+//! let json = r#"{"receiver": "张三 <zhangsan@example.com>", "title": "周报",
 //!                 "content": "<p>见附件</p>"}"#;
-//! let request = SendMailRequest::from_json(json)?;
+//! let request = SendMailRequest::from_json(json.as_bytes())?;
 //! let directory = StaticDirectory::new();
 //! let sender = Mailbox::parse("noreply@example.com")?;
 //! let validated = Validator::new(sender, &directory).validate(request)?;
 //! let composed = validated.message.compose(&ComposeOptions::deterministic(1, 0));
-//! assert!(composed.bytes.starts_with(b"Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"));
+//! assert!(composed.bytes.starts_with(b"Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
