@@ -133,21 +133,50 @@ fn human(ns: f64) -> String {
     }
 }
 
-fn summary(workloads: &[Workload]) {
-    println!(
-        "\n## cmsi-mail vs peers (median per message, measured interleaved; ratio = time / mail-builder's time)\n"
-    );
+/// Criterion's median for one benchmark of this run, in nanoseconds.
+fn criterion_median(group: &str, id: &str) -> Option<f64> {
+    let path = output_dir().join(group).join(id).join("new/estimates.json");
+    let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    estimates["median"]["point_estimate"].as_f64()
+}
+
+fn table(title: &str, rows: &[(&str, Option<Vec<f64>>)]) {
+    println!("\n## {title} (ratio = time / mail-builder's time)\n");
     println!("| workload | ours end-to-end | ours compose | mail-builder | lettre |");
     println!("|---|---|---|---|---|");
-    for workload in workloads {
-        let times = measure(workload);
+    for (name, times) in rows {
+        let Some(times) = times else {
+            println!("| {name} | (not measured in this run) | | | |");
+            continue;
+        };
         let base = times[2];
         let cells: Vec<String> = times
             .iter()
             .map(|ns| format!("{} ({:.2}×)", human(*ns), ns / base))
             .collect();
-        println!("| {} | {} |", workload.name, cells.join(" | "));
+        println!("| {name} | {} |", cells.join(" | "));
     }
+}
+
+fn summary(workloads: &[Workload]) {
+    let ids = ["ours_e2e", "ours_compose", "mail_builder", "lettre"];
+    let sequential: Vec<_> = workloads
+        .iter()
+        .map(|w| {
+            let times: Option<Vec<f64>> =
+                ids.iter().map(|id| criterion_median(w.name, id)).collect();
+            (w.name, times)
+        })
+        .collect();
+    table(
+        "criterion medians, each contender measured in turn",
+        &sequential,
+    );
+    let interleaved: Vec<_> = workloads
+        .iter()
+        .map(|w| (w.name, Some(measure(w))))
+        .collect();
+    table("medians measured interleaved, round by round", &interleaved);
 }
 
 fn main() {
