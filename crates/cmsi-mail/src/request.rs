@@ -22,16 +22,16 @@ use crate::error::{Problem, RequestError};
 #[serde(default)]
 pub struct SendMailRequest<'a> {
     /// Caller app; checked by the gateway only.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bk_app_code: Option<String>,
     /// Caller app secret; checked by the gateway only.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bk_app_secret: Option<String>,
     /// Caller user's login token; checked by the gateway only.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bk_token: Option<String>,
     /// Caller username; checked by the gateway only.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bk_username: Option<String>,
     /// To addresses.
     #[serde(deserialize_with = "list", skip_serializing_if = "Vec::is_empty")]
@@ -54,10 +54,10 @@ pub struct SendMailRequest<'a> {
     )]
     pub cc_username: Vec<String>,
     /// `addr` or `Name <addr>`; defaults to the configured sender.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
     /// Subject.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Body, HTML or plain text, perhaps base64.
     #[serde(
@@ -67,7 +67,7 @@ pub struct SendMailRequest<'a> {
     )]
     pub content: Option<Cow<'a, str>>,
     /// `Html` (default) or `Text`, any letter case.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body_format: Option<String>,
     /// Whether `content` is base64 of UTF-8 text.
     #[serde(deserialize_with = "flag", skip_serializing_if = "Option::is_none")]
@@ -86,7 +86,7 @@ pub struct SendMailRequest<'a> {
 #[serde(default)]
 pub struct AttachmentRequest<'a> {
     /// File name shown to the reader; required.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     /// Standard base64 of the file; required.
     #[serde(
@@ -96,17 +96,13 @@ pub struct AttachmentRequest<'a> {
     )]
     pub content: Option<Cow<'a, str>>,
     /// A suffix (`png`), `image`, or a MIME type (`application/pdf`).
-    #[serde(
-        rename = "type",
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// `inline` or `attachment`.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disposition: Option<String>,
     /// Content-ID, with or without angle brackets.
-    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_id: Option<String>,
 }
 
@@ -203,11 +199,6 @@ fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> RequestEr
         );
     }
     RequestError::new(path, Problem::Malformed(inner.to_string()))
-}
-
-/// A string field; `null` is absent.
-fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(deserializer)
 }
 
 /// A string that borrows from the input when it can.

@@ -16,7 +16,7 @@ use crate::transport::Envelope;
 
 /// Bounds on what one request may ask for.
 ///
-/// The defaults suit a mail relay: SES refuses raw messages over 40 MiB, and
+/// The defaults suit a mail relay: SES refuses raw messages over 40 MB, and
 /// most SMTP servers refuse far less.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -40,7 +40,7 @@ impl Default for Limits {
             max_recipients: 1_000,
             max_attachments: 100,
             max_filename_chars: 255,
-            max_message_bytes: 40 * 1024 * 1024,
+            max_message_bytes: 40_000_000,
         }
     }
 }
