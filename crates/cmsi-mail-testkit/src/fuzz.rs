@@ -53,6 +53,12 @@ fn assert_same_header(decoded: Option<&str>, sent: Option<&str>, raw: &[u8], wha
 /// subject, the recipients, the body and every attachment.
 pub fn check_message(message: &Message<'_>) {
     let composed = message.compose(&ComposeOptions::deterministic(1, 0));
+    assert!(
+        message.estimated_len() >= composed.bytes.len(),
+        "estimated_len {} is below the composed {} octets",
+        message.estimated_len(),
+        composed.bytes.len()
+    );
     let problems = wire_violations(&composed.bytes);
     assert!(problems.is_empty(), "wire format: {problems:?}");
     let parsed = mail_parser::MessageParser::default()

@@ -190,13 +190,31 @@ impl std::str::FromStr for Mailbox {
     }
 }
 
-fn check_line(text: &str) -> Result<(), AddressError> {
+/// What makes text unfit for a header line, whatever header it goes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineFault {
+    /// CR or LF: the start of an injected header.
+    LineBreak,
+    /// NUL.
+    Nul,
+}
+
+/// Checks that `text` can stand in a header line.
+pub(crate) fn line_fault(text: &str) -> Option<LineFault> {
     if text.contains(['\r', '\n']) {
-        Err(AddressError::LineBreak)
+        Some(LineFault::LineBreak)
     } else if text.contains('\0') {
-        Err(AddressError::Nul)
+        Some(LineFault::Nul)
     } else {
-        Ok(())
+        None
+    }
+}
+
+fn check_line(text: &str) -> Result<(), AddressError> {
+    match line_fault(text) {
+        Some(LineFault::LineBreak) => Err(AddressError::LineBreak),
+        Some(LineFault::Nul) => Err(AddressError::Nul),
+        None => Ok(()),
     }
 }
 
@@ -263,7 +281,7 @@ fn clean_name(name: &str) -> Result<Option<String>, AddressError> {
 }
 
 /// `atext` of RFC 5322 §3.2.3.
-fn is_atext(byte: u8) -> bool {
+pub(crate) fn is_atext(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&byte)
 }
 

@@ -195,13 +195,32 @@ impl Message<'_> {
     /// An upper bound of the composed size, good for reserving memory and for
     /// the size limit.
     pub fn estimated_len(&self) -> usize {
-        let recipients = (self.to.len() + self.cc.len() + 1) * 400;
-        let headers = 1024 + self.subject.len() * 2 + recipients;
-        let body = base64_len(self.body.text.len()) + 256;
+        // Encoded words and quoted strings at most double a text, folds
+        // included; each mailbox also takes `<address>`, a comma and a fold.
+        let mailbox =
+            |m: &Mailbox| 16 + m.address().len() + m.name().map_or(0, |n| 2 * n.len() + 16);
+        let recipients: usize = std::iter::once(&self.sender)
+            .chain(&self.to)
+            .chain(&self.cc)
+            .map(mailbox)
+            .sum();
+        let headers = 512 + 2 * self.subject.len() + recipients;
+        // Each lone CR or LF may become CRLF before encoding; quoted-printable
+        // is only chosen when it is not longer than base64.
+        let text = self.body.text.as_bytes();
+        let breaks = memchr::memchr2_iter(b'\r', b'\n', text).count();
+        let body = 256 + base64_len(text.len() + breaks);
         let attachments: usize = self
             .attachments
             .iter()
-            .map(|attachment| base64_len(attachment.len()) + 1024 + attachment.filename.len() * 6)
+            .map(|a| {
+                // name= as encoded words and filename* percent-encoded: at
+                // most 2 + 3 times the name, with room for folds.
+                let names = 6 * a.filename.len();
+                let extra =
+                    a.content_type.as_ref().len() + a.content_id.as_ref().map_or(0, String::len);
+                512 + names + extra + base64_len(a.len())
+            })
             .sum();
         headers + body + attachments
     }

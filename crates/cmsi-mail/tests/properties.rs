@@ -97,6 +97,10 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     let composed = message.compose(&ComposeOptions::deterministic(9, 0));
     let problems = wire_violations(&composed.bytes);
     prop_assert!(problems.is_empty(), "{problems:?}");
+    prop_assert!(
+        message.estimated_len() >= composed.bytes.len(),
+        "estimated_len is an upper bound"
+    );
 
     let parsed = parse(&composed.bytes);
     prop_assert_eq!(parsed.subject(), Some(message.subject()));

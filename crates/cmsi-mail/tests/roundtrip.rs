@@ -27,6 +27,7 @@ fn compose(value: &Value) -> (Message<'static>, Composed) {
     let message = message(value.clone());
     let composed = message.compose(&ComposeOptions::deterministic(SEED, DATE));
     assert_wire_format(&composed.bytes);
+    assert!(message.estimated_len() >= composed.bytes.len());
     (message, composed)
 }
 
@@ -578,4 +579,32 @@ fn write_errors_are_reported() {
     let message = message(example("seed.json"));
     let error = message.write_to(&ComposeOptions::new(), Full).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::StorageFull);
+}
+
+#[test]
+fn the_size_estimate_is_an_upper_bound_for_hostile_shapes() {
+    let names: Vec<String> = (0..10)
+        .map(|n| format!("\"{}\" <u{n}@example.com>", "长".repeat(256)))
+        .collect();
+    let cases = [
+        simple(json!({"content": "\n".repeat(100_000)})),
+        simple(json!({"content": "\r".repeat(100_000), "body_format": "Text"})),
+        simple(json!({"receiver": names.join(", "), "title": "题".repeat(2000)})),
+        simple(json!({"attachments": [{
+            "filename": format!("{}.pdf", "报".repeat(250)),
+            "content": "aGk=",
+            "type": format!("application/pdf; x=\"{}\"", "y".repeat(200)),
+            "content_id": "c".repeat(800),
+            "disposition": "inline",
+        }]})),
+    ];
+    for case in cases {
+        let (message, composed) = compose(&case);
+        assert!(
+            message.estimated_len() >= composed.bytes.len(),
+            "{} < {}",
+            message.estimated_len(),
+            composed.bytes.len()
+        );
+    }
 }

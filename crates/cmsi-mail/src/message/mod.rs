@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use encodify::base64;
 use serde::Serialize;
 
-use crate::address::{Mailbox, split_address_list, split_username_list};
+use crate::address::{
+    LineFault, Mailbox, is_atext, line_fault, split_address_list, split_username_list,
+};
 use crate::directory::UserDirectory;
 use crate::error::{AttachmentField, Error, Problem, RequestError};
 use crate::request::{AttachmentRequest, SendMailRequest};
@@ -445,13 +447,17 @@ fn parse_mailbox(field: &'static str, entry: &str) -> Result<Mailbox, RequestErr
 
 /// A value that becomes a header: no line breaks, no NUL.
 fn check_header_text(field: impl Into<String>, value: &str) -> Result<(), RequestError> {
-    if value.contains(['\r', '\n']) {
-        Err(RequestError::new(field, Problem::LineBreak))
-    } else if value.contains('\0') {
-        Err(RequestError::new(field, Problem::Nul))
-    } else {
-        Ok(())
+    match header_problem(value) {
+        Some(problem) => Err(RequestError::new(field, problem)),
+        None => Ok(()),
     }
+}
+
+fn header_problem(value: &str) -> Option<Problem> {
+    line_fault(value).map(|fault| match fault {
+        LineFault::LineBreak => Problem::LineBreak,
+        LineFault::Nul => Problem::Nul,
+    })
 }
 
 fn body_format(value: Option<&str>) -> Result<BodyFormat, RequestError> {
@@ -541,11 +547,19 @@ fn validate_base64(text: &[u8]) -> Result<usize, Problem> {
     const PIECE: usize = 64 * 1024;
     let mut scratch = Vec::with_capacity(PIECE / 4 * 3);
     let mut len = 0;
+    let pieces = text.len().div_ceil(PIECE);
     for (index, piece) in text.chunks(PIECE).enumerate() {
         scratch.clear();
-        len += base64::STANDARD
+        let decoded = base64::STANDARD
             .decode_append(piece, &mut scratch)
             .map_err(|error| base64_problem(error.shifted_by(index * PIECE), text))?;
+        // Each piece decodes on its own, so padding that ends a piece would
+        // pass: only the last piece may end in `=`.
+        if index + 1 < pieces && decoded != piece.len() / 4 * 3 {
+            let at = memchr::memchr(b'=', piece).unwrap_or(0) + index * PIECE;
+            return Err(Problem::Base64(format!("misplaced '=' at offset {at}")));
+        }
+        len += decoded;
     }
     Ok(len)
 }
@@ -588,6 +602,11 @@ fn content_type(
             max: MAX_TYPE,
             unit: "characters",
         });
+    }
+    // Printable ASCII only: mime accepts other bytes in quoted parameters, and
+    // they would break 7-bit output.
+    if !given.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
+        return Err(Problem::Type(given.to_owned()));
     }
     if given.eq_ignore_ascii_case("image") {
         let sniffed = sniff_image(&data.prefix(16));
@@ -635,9 +654,10 @@ fn suffix_type(suffix: Option<&str>) -> mime::Mime {
     }
 }
 
-/// RFC 5322 `atext`, plus `.` and `@`: what a Content-ID may hold unescaped.
+/// What a default Content-ID holds unescaped: RFC 5322 `atext` and `.` and
+/// `@`, but not `%`, which escapes everything else.
 fn is_content_id_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$&'*+-/=?^_`{|}~.@".contains(&byte)
+    (is_atext(byte) && byte != b'%') || byte == b'.' || byte == b'@'
 }
 
 fn explicit_content_id(given: &str) -> Result<String, Problem> {
@@ -645,11 +665,8 @@ fn explicit_content_id(given: &str) -> Result<String, Problem> {
         .strip_prefix('<')
         .and_then(|inner| inner.strip_suffix('>'))
         .unwrap_or(given);
-    if id.contains(['\r', '\n']) {
-        return Err(Problem::LineBreak);
-    }
-    if id.contains('\0') {
-        return Err(Problem::Nul);
+    if let Some(problem) = header_problem(id) {
+        return Err(problem);
     }
     if id.is_empty()
         || !id

@@ -455,6 +455,13 @@ fn attachment_content_rules() {
             "{content:?}: {error}"
         );
     }
+    // Padding at the end of a 64 KiB piece, with more after it.
+    let content = format!("{}QQ==QUJD", "A".repeat(65_532));
+    let error = attachment_error(json!({ "content": content }));
+    assert_eq!(
+        error.problem(),
+        &Problem::Base64("misplaced '=' at offset 65534".into())
+    );
     // The offset points into the content, also past the first piece.
     let mut content = "A".repeat(200_000);
     content.replace_range(150_001..150_002, "*");
