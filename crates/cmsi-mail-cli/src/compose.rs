@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use cmsi_mail::{ComposeOptions, Error, Mailbox, SendMailRequest, StaticDirectory, Validator};
+use cmsi_mail::{ComposeOptions, Error, SendMailRequest, StaticDirectory, Validator};
 
-use crate::{Outcome, PLACEHOLDER_SENDER, read_input};
+use crate::config::{load_users, parse_sender};
+use crate::{Outcome, read_input};
 
 /// Seed and Date (2000-01-01T00:00:00Z) of `--deterministic`.
 const DETERMINISTIC_SEED: u64 = 0;
@@ -29,15 +30,10 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let directory = match &args.users {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            StaticDirectory::from_toml(&text).with_context(|| path.display().to_string())?
-        }
+        Some(path) => load_users(path)?,
         None => StaticDirectory::new(),
     };
-    let sender = args.sender.as_deref().unwrap_or(PLACEHOLDER_SENDER);
-    let sender = Mailbox::parse(sender).with_context(|| format!("--sender {sender:?}"))?;
+    let sender = parse_sender(args.sender.as_deref(), "--sender")?;
 
     let input = read_input(args.file.as_ref())?;
     let request = match SendMailRequest::from_json(&input) {

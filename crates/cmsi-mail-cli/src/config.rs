@@ -45,6 +45,19 @@ const SMTP_PWD_ENV: &str = "CMSI_MAIL_SMTP_PWD";
 /// Where `send` and `serve` drop mail when nothing is configured.
 const DEFAULT_OUTBOX: &str = "outbox";
 
+/// The `[users]` table of a TOML file.
+pub(crate) fn load_users(path: &Path) -> anyhow::Result<StaticDirectory> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    StaticDirectory::from_toml(&text).with_context(|| path.display().to_string())
+}
+
+/// The configured sender, or the placeholder; `setting` names where it came from.
+pub(crate) fn parse_sender(sender: Option<&str>, setting: &str) -> anyhow::Result<Mailbox> {
+    let sender = sender.unwrap_or(PLACEHOLDER_SENDER);
+    Mailbox::parse(sender).with_context(|| format!("{setting} {sender:?}"))
+}
+
 /// The options `send` and `serve` share: where the configuration is, and what
 /// on the command line overrides it.
 #[derive(clap::Args)]
@@ -155,10 +168,7 @@ impl Config {
 
     /// Replaces the users with those of another file.
     fn load_users(&mut self, path: &Path) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        self.users =
-            StaticDirectory::from_toml(&text).with_context(|| format!("{}", path.display()))?;
+        self.users = load_users(path)?;
         Ok(())
     }
 
@@ -172,8 +182,7 @@ impl Config {
 
     /// The sender for requests that name none.
     fn sender(&self) -> anyhow::Result<Mailbox> {
-        let sender = self.mail_sender.as_deref().unwrap_or(PLACEHOLDER_SENDER);
-        Mailbox::parse(sender).with_context(|| format!("mail_sender {sender:?}"))
+        parse_sender(self.mail_sender.as_deref(), "mail_sender")
     }
 
     /// The transport, `kind` overriding the file's choice (default: file).

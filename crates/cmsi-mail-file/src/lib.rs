@@ -90,7 +90,13 @@ impl FileTransport {
                 }
                 return Err(io_error(dir, error));
             }
-            sync_dir(dir).map_err(|error| io_error(dir, error))?;
+            if let Err(error) = sync_dir(dir) {
+                // Not durable, so not delivered: take both files back rather
+                // than report a failure for a message a retry would duplicate.
+                let _ = std::fs::remove_file(&eml);
+                let _ = std::fs::remove_file(&json);
+                return Err(io_error(dir, error));
+            }
             return Ok(format!("{stem}.eml"));
         }
         Err(TransportError::new(

@@ -50,7 +50,7 @@ impl ServerConfig {
 }
 
 /// `[apps.NAME]`: an app allowed to call, by its `bk_app_code`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// The app secret (`bk_app_secret`).
@@ -63,6 +63,17 @@ pub struct AppConfig {
     /// `bk_token` (the ESB's "免登录态验证" whitelist).
     #[serde(default)]
     pub allow_bk_username: bool,
+}
+
+/// Everything but the secret.
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_env", &self.secret_env)
+            .field("allow_bk_username", &self.allow_bk_username)
+            .finish()
+    }
 }
 
 /// `[apps]`, as written in the file.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +52,9 @@ pub const SEND_MAIL_PATHS: [&str; 4] = [
     "/api/c/compapi/v2/cmsi/send_mail/",
     "/api/c/compapi/v2/cmsi/send_mail",
 ];
+
+/// How long a client may take to send its request body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The `send_mail` endpoint: a mailer, the apps allowed to call it, and limits.
 pub struct Gateway {
@@ -83,6 +86,11 @@ impl Gateway {
         }
     }
 
+    /// Ends the transport's idle connections; for after the server stopped.
+    pub async fn close(&self) {
+        self.mailer.transport().close().await;
+    }
+
     /// The API as an axum router, to serve or to nest in another application.
     pub fn router(self: Arc<Self>) -> Router {
         let send_mail: MethodRouter<Arc<Gateway>> =
@@ -98,6 +106,10 @@ impl Gateway {
     }
 
     async fn handle(&self, method: &Method, headers: &HeaderMap, uri: &Uri, body: Body) -> Outcome {
+        // Bounded from here on: a burst waits for its turn before its bodies
+        // are read, so memory stays within max_concurrent_deliveries bodies.
+        // (The semaphore is never closed, so acquiring cannot fail.)
+        let _permit = self.deliveries.acquire().await;
         let bytes = match self.read_body(headers, body).await {
             Ok(bytes) => bytes,
             Err(outcome) => return *outcome,
@@ -116,18 +128,14 @@ impl Gateway {
                 );
             }
         };
-        // Bounded: a burst waits here instead of opening a connection each.
-        // (The semaphore is never closed, so acquiring cannot fail.)
-        let _permit = self.deliveries.acquire().await;
-        let result = self.mailer.send(request).await;
         Outcome {
             status: StatusCode::OK,
-            response: EsbResponse::from_result(&result),
+            response: self.mailer.respond(request).await,
             app_code: Some(app_code),
         }
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Box<Outcome>> {
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Box<Outcome>> {
         let too_large = || {
             Box::new(Outcome {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -150,8 +158,23 @@ impl Gateway {
             return Err(too_large());
         }
         let limited = http_body_util::Limited::new(body, self.max_body_bytes);
-        match http_body_util::BodyExt::collect(limited).await {
-            Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        let collected =
+            tokio::time::timeout(BODY_TIMEOUT, http_body_util::BodyExt::collect(limited)).await;
+        let Ok(collected) = collected else {
+            return Err(Box::new(bad_request(
+                EsbResponse::failure(
+                    CODE_BAD_REQUEST,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        BODY_TIMEOUT.as_secs()
+                    ),
+                    json!({}),
+                ),
+                None,
+            )));
+        };
+        match collected {
+            Ok(collected) => Ok(collected.to_bytes()),
             Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Err(error) => Err(Box::new(bad_request(
                 EsbResponse::failure(
@@ -259,7 +282,17 @@ async fn send_mail(
         "send_mail"
     );
     if !outcome.response.result {
-        tracing::debug!(request_id = %request_id, reason = %outcome.response.message, "send_mail refused");
+        // The field and kind only: the message may quote addresses or headers.
+        let detail = |key: &str| {
+            outcome
+                .response
+                .data
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_owned()
+        };
+        tracing::debug!(request_id = %request_id, field = %detail("field"), kind = %detail("kind"), "send_mail refused");
     }
     respond(
         outcome.status,
@@ -301,15 +334,17 @@ fn refuse(status: StatusCode, message: String) -> Response {
 }
 
 /// Serves `gateway` on `listener` until `shutdown` completes; then stops
-/// accepting and lets the requests in progress finish.
+/// accepting, lets the requests in progress finish, and closes the transport.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, Arc::clone(&gateway).router())
+    let served = axum::serve(listener, Arc::clone(&gateway).router())
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    gateway.close().await;
+    served
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -667,3 +667,22 @@ async fn deliveries_in_progress_are_bounded() {
     assert_eq!(server.eml_count(), 12);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn unknown_usernames_are_reported_when_delivery_fails_too() {
+    let outbox = tempfile::tempdir().unwrap();
+    let missing = outbox.path().join("missing");
+    let server = start_with(
+        Box::new(FileTransport::new(&missing)),
+        outbox,
+        ServerConfig::default(),
+    )
+    .await;
+    let mut body = seed();
+    body.as_object_mut().unwrap().remove("receiver");
+    body["receiver__username"] = json!("admin,ghost");
+    let (_, reply, _) = post_json(&server, PATH, &body).await;
+    assert_eq!(reply["code"], "1306201");
+    assert_eq!(reply["data"]["username_check"]["invalid"], json!(["ghost"]));
+    server.stop().await;
+}

@@ -6,10 +6,13 @@
 //! (environment, profile, instance role) with the overrides of
 //! [`SesSettings`] ([`SesTransport::from_settings`]).
 //!
-//! Throttling, 5xx answers and network failures are retried by the SDK
-//! (standard mode, 3 attempts by default) and then reported as transient;
-//! a rejected message, an unverified sender or a paused account are
-//! permanent. A message over the raw size limit is refused before any call.
+//! Throttling and 5xx answers are retried here (3 attempts by default, with
+//! backoff) and then reported as transient; a timeout or a lost connection is
+//! reported as transient without a retry, because SES may have taken the
+//! message (the SDK's own retries are off for that reason). A rejected
+//! message, an unverified sender or a paused account are permanent. A message
+//! over the raw size limit, or with more than 50 recipients, is refused before
+//! any call.
 //!
 //! The SDK is built with rustls on ring and without the default HTTPS client,
 //! so the whole workspace keeps one TLS stack.
@@ -68,20 +71,49 @@ pub struct SesSettings {
     pub timeout_secs: Option<f64>,
 }
 
+/// Most recipients SES takes for one message.
+pub const MAX_RECIPIENTS: usize = 50;
+
 /// Delivers through SES v2.
 #[derive(Debug, Clone)]
 pub struct SesTransport {
     client: Client,
     configuration_set: Option<String>,
+    max_attempts: u32,
+    backoff: Duration,
 }
 
 impl SesTransport {
-    /// A transport using `client` as it is configured.
+    /// A transport using `client` as it is configured, except for retries.
+    ///
+    /// `SendEmail` is not idempotent: the SDK's own retries would send again
+    /// after a timeout or a lost connection, when SES may already have taken
+    /// the message. So they are turned off, and this transport retries only
+    /// answers that say SES did not take it: throttling and 5xx.
     pub fn new(client: Client) -> Self {
+        let config = client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
         SesTransport {
-            client,
+            client: Client::from_conf(config),
             configuration_set: None,
+            max_attempts: 3,
+            backoff: Duration::from_millis(500),
         }
+    }
+
+    /// Attempts per message, the first included (default 3).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The first retry delay (default 500 ms; it doubles per attempt).
+    pub fn with_backoff(mut self, first: Duration) -> Self {
+        self.backoff = first;
+        self
     }
 
     /// Sends with an SES configuration set.
@@ -95,12 +127,12 @@ impl SesTransport {
     pub async fn from_settings(settings: &SesSettings) -> Result<Self, TransportError> {
         let configuration =
             |message: String| TransportError::new(TransportErrorKind::Configuration, message);
-        let timeout = settings.timeout_secs.unwrap_or(30.0);
-        if !(timeout > 0.0 && timeout.is_finite()) {
-            return Err(configuration(
-                "timeout_secs must be a positive number".into(),
-            ));
-        }
+        let timeout = Duration::try_from_secs_f64(settings.timeout_secs.unwrap_or(30.0))
+            .ok()
+            .filter(|timeout| !timeout.is_zero())
+            .ok_or_else(|| {
+                configuration("timeout_secs must be a positive number of seconds".into())
+            })?;
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
         if let Some(region) = &settings.region {
@@ -116,17 +148,14 @@ impl SesTransport {
             ));
         }
         let config = aws_sdk_sesv2::config::Builder::from(&shared)
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(settings.max_attempts.unwrap_or(3).max(1)),
-            )
             .timeout_config(
                 TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_secs_f64(timeout))
+                    .operation_attempt_timeout(timeout)
                     .build(),
             )
             .build();
-        let mut transport = SesTransport::new(Client::from_conf(config));
+        let mut transport = SesTransport::new(Client::from_conf(config))
+            .with_max_attempts(settings.max_attempts.unwrap_or(3));
         transport.configuration_set = settings.configuration_set.clone();
         Ok(transport)
     }
@@ -158,26 +187,51 @@ impl Transport for SesTransport {
                 ),
             ));
         }
+        if envelope.recipients().len() > MAX_RECIPIENTS {
+            return Err(TransportError::new(
+                TransportErrorKind::Permanent,
+                format!(
+                    "{} recipients; SES accepts at most {MAX_RECIPIENTS} per message",
+                    envelope.recipients().len()
+                ),
+            ));
+        }
         let raw = RawMessage::builder()
             .data(Blob::new(message.bytes.clone()))
             .build()
             .map_err(|error| {
                 TransportError::new(TransportErrorKind::Configuration, error.to_string())
             })?;
-        let output = self
-            .client
-            .send_email()
-            .from_email_address(envelope.sender())
-            .destination(
-                Destination::builder()
-                    .set_to_addresses(Some(envelope.recipients().to_vec()))
-                    .build(),
-            )
-            .content(EmailContent::builder().raw(raw).build())
-            .set_configuration_set_name(self.configuration_set.clone())
-            .send()
-            .await
-            .map_err(send_error)?;
+        let content = EmailContent::builder().raw(raw).build();
+        let destination = Destination::builder()
+            .set_to_addresses(Some(envelope.recipients().to_vec()))
+            .build();
+        let mut attempt = 1;
+        let output = loop {
+            let sent = self
+                .client
+                .send_email()
+                .from_email_address(envelope.sender())
+                .destination(destination.clone())
+                .content(content.clone())
+                .set_configuration_set_name(self.configuration_set.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(output) => break output,
+                Err(error) if not_taken(&error) && attempt < self.max_attempts => {
+                    let delay = self.backoff.saturating_mul(1 << (attempt - 1).min(6));
+                    tracing::info!(
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "SES did not take the message; trying again"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(send_error(error, attempt)),
+            }
+        };
         Ok(Receipt {
             message_id: message.message_id.clone(),
             accepted: envelope.recipients().to_vec(),
@@ -187,7 +241,19 @@ impl Transport for SesTransport {
     }
 }
 
-fn send_error(error: SdkError<SendEmailError>) -> TransportError {
+/// Whether SES answered that it did not take the message and may later:
+/// throttling or a 5xx.
+fn not_taken(error: &SdkError<SendEmailError>) -> bool {
+    match error {
+        SdkError::ServiceError(service) => {
+            matches!(service.err(), SendEmailError::TooManyRequestsException(_))
+                || service.raw().status().is_server_error()
+        }
+        _ => false,
+    }
+}
+
+fn send_error(error: SdkError<SendEmailError>, attempts: u32) -> TransportError {
     let (kind, message) = match &error {
         SdkError::ServiceError(service) => {
             let kind = match service.err() {
@@ -216,6 +282,7 @@ fn send_error(error: SdkError<SendEmailError>) -> TransportError {
             TransportErrorKind::Configuration,
             format!("SES request could not be sent: {}", DisplayChain(&error)),
         ),
+        // Not retried: the request may have reached SES.
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (
             TransportErrorKind::Transient,
             format!("SES could not be reached: {}", DisplayChain(&error)),
@@ -224,6 +291,11 @@ fn send_error(error: SdkError<SendEmailError>) -> TransportError {
             TransportErrorKind::Transient,
             format!("SES call failed: {}", DisplayChain(&error)),
         ),
+    };
+    let message = if attempts > 1 {
+        format!("{message} (after {attempts} attempts)")
+    } else {
+        message
     };
     TransportError::new(kind, message).with_source(error)
 }

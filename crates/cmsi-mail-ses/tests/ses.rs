@@ -108,6 +108,22 @@ async fn an_oversize_message_is_refused_before_any_call() {
 }
 
 #[tokio::test]
+async fn more_than_50_recipients_are_refused_before_any_call() {
+    let moto = MotoServer::start();
+    let client = client(&moto);
+    verify(&client, "example.com").await;
+    let transport = SesTransport::new(client);
+    let receivers: Vec<String> = (0..51).map(|n| format!("r{n}@example.com")).collect();
+    let (envelope, composed) = cmsi_mail_testkit::envelope_and_bytes(serde_json::json!({
+        "receiver": receivers.join(","), "title": "many", "content": "x",
+    }));
+    let error = transport.send(&envelope, &composed).await.unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Permanent);
+    assert!(error.to_string().contains("at most 50"), "{error}");
+    assert!(moto.raw_messages().is_empty());
+}
+
+#[tokio::test]
 async fn an_unreachable_endpoint_is_transient() {
     let port = cmsi_mail_testkit::servers::free_port();
     let config = aws_sdk_sesv2::Config::builder()

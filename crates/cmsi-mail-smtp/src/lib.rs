@@ -50,7 +50,7 @@ use serde::Deserialize;
 
 /// SMTP settings, named as the ESB names them so that an operator can carry
 /// them over.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     /// Server host name or address.
@@ -85,6 +85,25 @@ pub struct SmtpSettings {
     /// Idle connections kept for reuse (default 4).
     #[serde(default)]
     pub pool_size: Option<usize>,
+}
+
+/// Everything but the password.
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_user", &self.smtp_user)
+            .field("smtp_pwd", &self.smtp_pwd.as_ref().map(|_| "<redacted>"))
+            .field("smtp_usessl", &self.smtp_usessl)
+            .field("smtp_usetls", &self.smtp_usetls)
+            .field("ca_file", &self.ca_file)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_attempts", &self.max_attempts)
+            .field("hello_name", &self.hello_name)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,10 +263,10 @@ impl SmtpTransport {
                 })?)
             }
         };
-        let timeout = settings.timeout_secs.unwrap_or(10.0);
-        if !(timeout > 0.0 && timeout.is_finite()) {
-            return Err(configuration("timeout_secs must be a positive number"));
-        }
+        let timeout = Duration::try_from_secs_f64(settings.timeout_secs.unwrap_or(10.0))
+            .ok()
+            .filter(|timeout| !timeout.is_zero())
+            .ok_or_else(|| configuration("timeout_secs must be a positive number of seconds"))?;
         Ok(SmtpTransport {
             host: settings.smtp_host,
             port,
@@ -257,7 +276,7 @@ impl SmtpTransport {
             hello: settings
                 .hello_name
                 .map_or_else(|| ClientId::Ipv4([127, 0, 0, 1].into()), ClientId::Domain),
-            timeout: Duration::from_secs_f64(timeout),
+            timeout,
             max_attempts: settings.max_attempts.unwrap_or(3).max(1),
             backoff: Duration::from_millis(500),
             pool_size: settings.pool_size.unwrap_or(4),
@@ -269,14 +288,6 @@ impl SmtpTransport {
     pub fn with_backoff(mut self, first: Duration) -> Self {
         self.backoff = first;
         self
-    }
-
-    /// Ends the idle connections politely (QUIT).
-    pub async fn close(&self) {
-        let idle = std::mem::take(&mut *self.lock_idle());
-        for mut connection in idle {
-            let _ = tokio::time::timeout(self.timeout, connection.quit()).await;
-        }
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<AsyncSmtpConnection>> {
@@ -423,6 +434,7 @@ impl SmtpTransport {
                     rejected.push(Rejection {
                         recipient: recipient.clone(),
                         reason: error.to_string(),
+                        temporary: error.is_transient(),
                     });
                 }
                 Ok(Err(error)) => return Err(Failure::smtp("RCPT TO", error)),
@@ -477,6 +489,11 @@ impl SmtpTransport {
             Ok(Err(error)) if !sent_all.load(Ordering::Relaxed) => {
                 Err(Failure::smtp("sending DATA", error))
             }
+            // Out of time before the last byte was handed over: the server has
+            // no complete message, so trying again is safe.
+            Err(_) if !sent_all.load(Ordering::Relaxed) => {
+                Err(Failure::timeout("sending DATA", limit))
+            }
             outcome => {
                 let cause = match outcome {
                     Ok(Err(error)) => error.to_string(),
@@ -516,39 +533,87 @@ impl<'m> Iterator for Pieces<'m> {
     }
 }
 
+/// Adds a later transaction's outcome for some recipients to the receipt of
+/// the first.
+fn merge(receipt: &mut Receipt, later: Receipt) {
+    receipt.rejected.retain(|r| {
+        !later.accepted.contains(&r.recipient)
+            && !later.rejected.iter().any(|l| l.recipient == r.recipient)
+    });
+    receipt.accepted.extend(later.accepted);
+    receipt.rejected.extend(later.rejected);
+    if let (Some(first), Some(next)) = (&mut receipt.transport_id, later.transport_id) {
+        first.push_str("; ");
+        first.push_str(&next);
+    }
+}
+
 #[async_trait]
 impl Transport for SmtpTransport {
+    /// Sends, retrying what may succeed later: the whole message after a 4xx
+    /// or a connection lost before the final dot, and then, in a transaction
+    /// of their own, the recipients refused with a 4xx while others were
+    /// accepted (greylisting). At most `max_attempts` transactions in all.
     async fn send(
         &self,
         envelope: &Envelope,
         message: &Composed,
     ) -> Result<Receipt, TransportError> {
         let mut attempt = 1;
+        let mut receipt: Option<Receipt> = None;
+        let mut pending = envelope.clone();
         loop {
-            match self.attempt(envelope, message).await {
-                Ok(receipt) => return Ok(receipt),
+            let retry = match self.attempt(&pending, message).await {
+                Ok(done) => {
+                    let receipt = match &mut receipt {
+                        Some(receipt) => {
+                            merge(receipt, done);
+                            receipt
+                        }
+                        None => receipt.insert(done),
+                    };
+                    let again = envelope.retain(|recipient| {
+                        receipt
+                            .rejected
+                            .iter()
+                            .any(|r| r.temporary && r.recipient == recipient)
+                    });
+                    match again {
+                        Some(again) if attempt < self.max_attempts => {
+                            pending = again;
+                            "some recipients were refused for now".to_owned()
+                        }
+                        _ => return Ok(receipt.clone()),
+                    }
+                }
                 Err(failure) if failure.retry && attempt < self.max_attempts => {
-                    let delay = self.backoff.saturating_mul(1 << (attempt - 1).min(6));
-                    tracing::info!(
-                        attempt,
-                        error = %failure.error,
-                        delay_ms = delay.as_millis() as u64,
-                        "SMTP delivery failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
+                    failure.error.to_string()
                 }
                 Err(failure) => {
-                    if attempt > 1 {
-                        return Err(TransportError::new(
+                    return match receipt {
+                        // The message went to some recipients already: the
+                        // receipt lists them, and the rest as still refused.
+                        Some(receipt) => Ok(receipt),
+                        None if attempt > 1 => Err(TransportError::new(
                             failure.error.kind(),
                             format!("{} (after {attempt} attempts)", failure.error.message()),
                         )
-                        .with_source(failure.error));
-                    }
-                    return Err(failure.error);
+                        .with_source(failure.error)),
+                        None => Err(failure.error),
+                    };
                 }
-            }
+            };
+            let delay = self.backoff.saturating_mul(1 << (attempt - 1).min(6));
+            tracing::info!(attempt, reason = %retry, delay_ms = delay.as_millis() as u64, "SMTP: trying again");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn close(&self) {
+        let idle = std::mem::take(&mut *self.lock_idle());
+        for mut connection in idle {
+            let _ = tokio::time::timeout(self.timeout, connection.quit()).await;
         }
     }
 }

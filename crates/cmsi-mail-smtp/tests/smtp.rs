@@ -225,6 +225,30 @@ async fn a_refused_recipient_among_accepted_ones_shows_in_the_receipt() {
 }
 
 #[tokio::test]
+async fn a_greylisted_recipient_is_tried_again_on_its_own() {
+    let server = SmtpServer::start(SmtpOptions::default());
+    let transport = transport(settings(&server));
+    let (envelope, composed) = to("a@example.com, busy-once-b@example.com, busy-c@example.com");
+    let receipt = transport.send(&envelope, &composed).await.unwrap();
+    assert_eq!(
+        receipt.accepted,
+        ["a@example.com", "busy-once-b@example.com"]
+    );
+    assert_eq!(receipt.rejected.len(), 1, "{:?}", receipt.rejected);
+    assert_eq!(receipt.rejected[0].recipient, "busy-c@example.com");
+    assert!(receipt.rejected[0].temporary);
+    let stored = server.messages();
+    assert_eq!(
+        stored.len(),
+        2,
+        "one transaction each, nobody gets two copies"
+    );
+    assert_eq!(stored[0].rcpt_tos, ["a@example.com"]);
+    assert_eq!(stored[1].rcpt_tos, ["busy-once-b@example.com"]);
+    assert_delivered(&stored[1].bytes, &composed.bytes);
+}
+
+#[tokio::test]
 async fn every_recipient_refused_is_an_error() {
     let server = SmtpServer::start(SmtpOptions::default());
     let transport = transport(settings(&server));

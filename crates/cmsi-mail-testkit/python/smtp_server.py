@@ -14,6 +14,7 @@ and DATA attempts.
 Some recipients make the server misbehave, for the fault tests:
   reject-*@   RCPT answered 550
   busy-*@     RCPT answered 450
+  busy-once-*@       the first RCPT for each address answered 450, then accepted
   tempfail-once-*@   the first DATA for each Message-ID answered 451, then accepted
   permfail-*@        DATA answered 554
   drop-data-once-*@  the first DATA on this server: connection reset right after 354
@@ -37,6 +38,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 counter = itertools.count(1)
 tempfailed = set()
+greylisted = set()
 dropped = {"data": False}
 lock = threading.Lock()
 
@@ -58,7 +60,13 @@ class Handler:
         local = address.lower()
         if local.startswith("reject-"):
             return "550 5.1.1 <%s>: Recipient address rejected: no such user" % address
-        if local.startswith("busy-"):
+        if local.startswith("busy-once-"):
+            with lock:
+                first = local not in greylisted
+                greylisted.add(local)
+            if first:
+                return "450 4.2.0 <%s>: Greylisted, try again later" % address
+        elif local.startswith("busy-"):
             return "450 4.2.1 <%s>: Mailbox busy, try again" % address
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"

@@ -72,10 +72,49 @@ impl<T: Transport> Mailer<T> {
     /// Validates, composes and sends one request. Nothing is sent unless the
     /// whole request is valid.
     pub async fn send(&self, request: SendMailRequest<'_>) -> Result<Sent, Error> {
+        let (result, username_check) = self.deliver(request).await;
+        result.map(|receipt| Sent {
+            receipt,
+            username_check,
+        })
+    }
+
+    /// Sends one request and answers as the ESB does; the usernames that did
+    /// not resolve are reported whether or not delivery succeeded.
+    pub async fn respond(&self, request: SendMailRequest<'_>) -> EsbResponse {
+        match self.deliver(request).await {
+            (Ok(receipt), username_check) => EsbResponse::ok(&Sent {
+                receipt,
+                username_check,
+            }),
+            (Err(error), username_check) => {
+                EsbResponse::error(&error).with_username_check(&username_check)
+            }
+        }
+    }
+
+    /// Reads a JSON request, sends it, and answers as the ESB does.
+    pub async fn send_json(&self, json: &[u8]) -> EsbResponse {
+        match SendMailRequest::from_json(json) {
+            Ok(request) => self.respond(request).await,
+            Err(error) => EsbResponse::error(&error.into()),
+        }
+    }
+
+    async fn deliver(
+        &self,
+        request: SendMailRequest<'_>,
+    ) -> (Result<Receipt, Error>, UsernameCheck) {
+        // The validated message (with any decoded attachment) is dropped before
+        // waiting on the network; only the composed bytes are kept.
         let (envelope, composed, username_check) = {
-            let validated = Validator::new(self.sender.clone(), self.directory.as_ref())
+            let validated = match Validator::new(self.sender.clone(), self.directory.as_ref())
                 .with_limits(self.limits)
-                .validate(request)?;
+                .validate(request)
+            {
+                Ok(validated) => validated,
+                Err(error) => return (Err(error), UsernameCheck::default()),
+            };
             let composed = validated.message.compose(&self.compose);
             (
                 validated.message.envelope(),
@@ -83,20 +122,12 @@ impl<T: Transport> Mailer<T> {
                 validated.username_check,
             )
         };
-        let receipt = self.transport.send(&envelope, &composed).await?;
-        Ok(Sent {
-            receipt,
-            username_check,
-        })
-    }
-
-    /// Reads a JSON request, sends it, and answers as the ESB does.
-    pub async fn send_json(&self, json: &[u8]) -> EsbResponse {
-        let result = match SendMailRequest::from_json(json) {
-            Ok(request) => self.send(request).await,
-            Err(error) => Err(error.into()),
-        };
-        EsbResponse::from_result(&result)
+        let result = self
+            .transport
+            .send(&envelope, &composed)
+            .await
+            .map_err(Error::from);
+        (result, username_check)
     }
 }
 
@@ -133,9 +164,6 @@ impl EsbResponse {
         if let Some(id) = &sent.receipt.transport_id {
             data.insert("transport_id".into(), json!(id));
         }
-        if !sent.username_check.invalid.is_empty() {
-            data.insert("username_check".into(), json!(sent.username_check));
-        }
         EsbResponse {
             result: true,
             code: CODE_OK.to_owned(),
@@ -143,6 +171,7 @@ impl EsbResponse {
             data: Value::Object(data),
             request_id: None,
         }
+        .with_username_check(&sent.username_check)
     }
 
     /// The response for a failed request.
@@ -187,6 +216,15 @@ impl EsbResponse {
             Ok(sent) => EsbResponse::ok(sent),
             Err(error) => EsbResponse::error(error),
         }
+    }
+
+    /// Adds `username_check` to `data` when some usernames did not resolve
+    /// (and `data` does not carry one already).
+    pub fn with_username_check(mut self, check: &UsernameCheck) -> Self {
+        if let (false, Value::Object(data)) = (check.invalid.is_empty(), &mut self.data) {
+            data.entry("username_check").or_insert_with(|| json!(check));
+        }
+        self
     }
 
     /// Sets the request id.

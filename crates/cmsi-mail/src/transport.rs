@@ -20,12 +20,17 @@ pub trait Transport: Send + Sync {
     /// lists as accepted; recipients that were refused while others were
     /// accepted are listed in [`Receipt::rejected`]. When no recipient is
     /// accepted the result is an error. A transport retries transient failures
-    /// itself, within its own bounds, and never delivers a message twice.
+    /// itself, within its own bounds, and never delivers a message twice to
+    /// the same recipient.
     async fn send(
         &self,
         envelope: &Envelope,
         message: &Composed,
     ) -> Result<Receipt, TransportError>;
+
+    /// Ends what the transport keeps open (pooled connections), politely.
+    /// Called when a program shuts down; the default does nothing.
+    async fn close(&self) {}
 }
 
 #[async_trait]
@@ -37,6 +42,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     ) -> Result<Receipt, TransportError> {
         (**self).send(envelope, message).await
     }
+
+    async fn close(&self) {
+        (**self).close().await;
+    }
 }
 
 #[async_trait]
@@ -47,6 +56,10 @@ impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
         message: &Composed,
     ) -> Result<Receipt, TransportError> {
         (**self).send(envelope, message).await
+    }
+
+    async fn close(&self) {
+        (**self).close().await;
     }
 }
 
@@ -60,36 +73,52 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// An envelope from `sender` to `recipients` (duplicates, compared without
-    /// regard to case, are dropped). Callers pass a non-empty list: a validated
-    /// message always has a To address.
-    pub(crate) fn new<'m>(
+    /// The envelope of a validated message, whose recipients are already free
+    /// of duplicates and never empty (a message always has a To address).
+    pub(crate) fn of_message<'m>(
         sender: &Mailbox,
         recipients: impl IntoIterator<Item = &'m Mailbox>,
     ) -> Envelope {
-        let mut list: Vec<String> = Vec::new();
-        for mailbox in recipients {
-            if !list
-                .iter()
-                .any(|seen| seen.eq_ignore_ascii_case(mailbox.address()))
-            {
-                list.push(mailbox.address().to_owned());
-            }
-        }
         Envelope {
             sender: sender.address().to_owned(),
-            recipients: list,
+            recipients: recipients
+                .into_iter()
+                .map(|mailbox| mailbox.address().to_owned())
+                .collect(),
         }
     }
 
-    /// An envelope from `sender` to `recipients`, or `None` when there is no
-    /// recipient.
+    /// An envelope from `sender` to `recipients` (duplicates, compared without
+    /// regard to case, are dropped), or `None` when there is no recipient.
     pub fn try_new<'m>(
         sender: &Mailbox,
         recipients: impl IntoIterator<Item = &'m Mailbox>,
     ) -> Option<Envelope> {
-        let envelope = Envelope::new(sender, recipients);
-        (!envelope.recipients.is_empty()).then_some(envelope)
+        let mut seen = std::collections::HashSet::new();
+        let recipients: Vec<String> = recipients
+            .into_iter()
+            .filter(|mailbox| seen.insert(mailbox.dedupe_key()))
+            .map(|mailbox| mailbox.address().to_owned())
+            .collect();
+        (!recipients.is_empty()).then(|| Envelope {
+            sender: sender.address().to_owned(),
+            recipients,
+        })
+    }
+
+    /// The same envelope for only the recipients `keep` selects, or `None` when
+    /// it selects none (for a transport that tries some recipients again).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) -> Option<Envelope> {
+        let recipients: Vec<String> = self
+            .recipients
+            .iter()
+            .filter(|recipient| keep(recipient))
+            .cloned()
+            .collect();
+        (!recipients.is_empty()).then(|| Envelope {
+            sender: self.sender.clone(),
+            recipients,
+        })
     }
 
     /// MAIL FROM.
@@ -126,6 +155,9 @@ pub struct Rejection {
     pub recipient: String,
     /// The server's reason.
     pub reason: String,
+    /// Whether the refusal was temporary (a 4xx reply) and the transport's
+    /// retries for this recipient are spent.
+    pub temporary: bool,
 }
 
 /// Delivery failed.

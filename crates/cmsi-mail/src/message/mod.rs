@@ -753,7 +753,7 @@ impl<'a> Message<'a> {
 
     /// The SMTP envelope: MAIL FROM the sender, RCPT TO every To and Cc address.
     pub fn envelope(&self) -> Envelope {
-        Envelope::new(&self.sender, self.to.iter().chain(&self.cc))
+        Envelope::of_message(&self.sender, self.to.iter().chain(&self.cc))
     }
 
     /// Detaches the message from the request buffer it borrows from.
