@@ -14,14 +14,21 @@ use cmsi_mail_testkit::oracle::{assert_delivered, python_email_clean};
 use cmsi_mail_testkit::servers::MotoServer;
 
 fn client(moto: &MotoServer) -> aws_sdk_sesv2::Client {
-    let config = aws_sdk_sesv2::Config::builder()
+    client_at(&moto.endpoint(), true)
+}
+
+/// A client for `endpoint` with static test credentials, or none at all.
+fn client_at(endpoint: &str, credentials: bool) -> aws_sdk_sesv2::Client {
+    let mut config = aws_sdk_sesv2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .http_client(https_client())
-        .build();
-    aws_sdk_sesv2::Client::from_conf(config)
+        .endpoint_url(endpoint)
+        .http_client(https_client());
+    if credentials {
+        config =
+            config.credentials_provider(Credentials::new("testing", "testing", None, None, "test"));
+    }
+    aws_sdk_sesv2::Client::from_conf(config.build())
 }
 
 async fn verify(client: &aws_sdk_sesv2::Client, identity: &str) {
@@ -126,14 +133,7 @@ async fn more_than_50_recipients_are_refused_before_any_call() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_transient() {
     let port = cmsi_mail_testkit::servers::free_port();
-    let config = aws_sdk_sesv2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .http_client(https_client())
-        .build();
-    let transport = SesTransport::new(aws_sdk_sesv2::Client::from_conf(config));
+    let transport = SesTransport::new(client_at(&format!("http://127.0.0.1:{port}"), true));
     let (envelope, composed) = example();
     let error = transport.send(&envelope, &composed).await.unwrap_err();
     assert_eq!(error.kind(), TransportErrorKind::Transient, "{error}");
@@ -145,13 +145,7 @@ async fn an_unreachable_endpoint_is_transient() {
 
 #[tokio::test]
 async fn missing_credentials_are_a_configuration_error() {
-    let config = aws_sdk_sesv2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
-        .http_client(https_client())
-        .build();
-    let transport = SesTransport::new(aws_sdk_sesv2::Client::from_conf(config));
+    let transport = SesTransport::new(client_at("http://127.0.0.1:9", false));
     let (envelope, composed) = example();
     let error = transport.send(&envelope, &composed).await.unwrap_err();
     assert_eq!(error.kind(), TransportErrorKind::Configuration, "{error}");

@@ -7,7 +7,8 @@
 //! that it can tell what lettre's one-call `send` cannot:
 //!
 //! - a recipient refused while others are accepted is listed in the receipt
-//!   instead of failing the whole message;
+//!   instead of failing the whole message; one refused with a 4xx is first
+//!   tried again in a transaction of its own (greylisting);
 //! - a 4xx reply or a lost connection *before* the message was complete is
 //!   retried with backoff (3 attempts by default); a 5xx reply is not;
 //! - a connection lost *after* the final dot, when the server may already have
