@@ -35,7 +35,7 @@ pub fn wire_violations(message: &[u8]) -> Vec<String> {
         if in_headers {
             if content.is_empty() {
                 in_headers = false;
-            } else if content.windows(2).any(|w| w == b"=?") && content.len() > 76 {
+            } else if content.len() > 76 && has_encoded_word(content) {
                 problems.push(format!(
                     "line {number}: {} columns with encoded words (RFC 2047 allows 76)",
                     content.len()
@@ -44,6 +44,29 @@ pub fn wire_violations(message: &[u8]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Whether `line` holds an RFC 2047 encoded word, `=?charset?B|Q?text?=`
+/// (RFC 2231 allows `charset*language`): a `=?` alone is not one.
+pub fn has_encoded_word(line: &[u8]) -> bool {
+    let token = |b: &u8| b.is_ascii_graphic() && *b != b'?';
+    (0..line.len()).any(|start| {
+        let Some(rest) = line.get(start..).and_then(|l| l.strip_prefix(b"=?")) else {
+            return false;
+        };
+        let charset = rest.iter().take_while(|b| token(b)).count();
+        let Some(rest) = rest.get(charset..).filter(|_| charset > 0) else {
+            return false;
+        };
+        let Some([b'?', encoding, b'?', rest @ ..]) = Some(rest) else {
+            return false;
+        };
+        if !matches!(encoding, b'B' | b'b' | b'Q' | b'q') {
+            return false;
+        }
+        let text = rest.iter().take_while(|b| token(b)).count();
+        rest.get(text..).is_some_and(|end| end.starts_with(b"?="))
+    })
 }
 
 /// Panics, listing the violations, unless [`wire_violations`] finds none.
@@ -141,4 +164,29 @@ pub fn assert_delivered(stored: &[u8], sent: &[u8]) {
         stored.len(),
         sent.len()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_words_are_told_from_look_alikes() {
+        for word in [
+            "=?utf-8?B?5byg5LiJ?=",
+            "x =?UTF-8?q?a=20b?= y",
+            "=?utf-8*zh?Q??=",
+        ] {
+            assert!(has_encoded_word(word.as_bytes()), "{word}");
+        }
+        for text in [
+            "de$$=?$$ve@example.com",
+            "=?utf-8?X?abc?=",
+            "=??B?abc?=",
+            "=?utf-8?B?a b?=",
+            "=?utf-8?B?abc",
+        ] {
+            assert!(!has_encoded_word(text.as_bytes()), "{text}");
+        }
+    }
 }

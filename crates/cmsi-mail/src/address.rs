@@ -38,6 +38,12 @@ pub enum AddressError {
     /// The local part breaks RFC 5321 syntax.
     #[error("the part before '@' is not valid ({0})")]
     LocalPart(&'static str),
+    /// The local part holds `=?`, which a reader may take for the start of an
+    /// RFC 2047 encoded word and show as another address.
+    #[error(
+        "the part before '@' contains \"=?\", which mail readers may decode as an encoded word and show as a different address"
+    )]
+    EncodedWordLocalPart,
     /// The local part has non-ASCII characters.
     #[error(
         "the part before '@' has non-ASCII characters, which need SMTPUTF8; no transport here offers it"
@@ -294,6 +300,12 @@ fn check_local_part(local: &str) -> Result<(), AddressError> {
     }
     if local.len() > MAX_LOCAL_PART {
         return Err(AddressError::LocalPart("longer than 64 octets"));
+    }
+    // Python's `email` decodes `=?utf-8?B?5byg5LiJ?=@example.com` and shows
+    // `张三@example.com` while the envelope goes elsewhere; quoting does not help
+    // (readers decode inside quotes too). No real mailbox needs `=?`.
+    if memchr::memmem::find(local.as_bytes(), b"=?").is_some() {
+        return Err(AddressError::EncodedWordLocalPart);
     }
     let bytes = local.as_bytes();
     if let Some(inner) = bytes
@@ -656,6 +668,15 @@ mod tests {
             ("a@x.com\r\nBcc: b@y.com", AddressError::LineBreak),
             ("a\0@x.com", AddressError::Nul),
             ("Na\u{7}me <a@x.com>", AddressError::NameControl),
+            (
+                "=?utf-8?B?5byg5LiJ?=@example.com",
+                AddressError::EncodedWordLocalPart,
+            ),
+            (
+                "\"=?utf-8?q?a?=\"@x.com",
+                AddressError::EncodedWordLocalPart,
+            ),
+            ("de$$=?$$ve@x.com", AddressError::EncodedWordLocalPart),
         ];
         for (input, expected) in cases {
             assert_eq!(Mailbox::parse(input).as_ref(), Err(expected), "{input:?}");

@@ -270,6 +270,55 @@ fn names_that_look_encoded_are_encoded() {
 }
 
 #[test]
+fn a_local_part_that_looks_encoded_is_refused() {
+    // Python's email would show `张三@example.com` while the envelope goes to
+    // `=?utf-8?B?5byg5LiJ?=@example.com`.
+    for (field, value) in [
+        ("receiver", "=?utf-8?B?5byg5LiJ?=@example.com"),
+        ("receiver", "\"=?utf-8?q?a?=\"@example.com"),
+        ("cc", "ok@example.com; x=?y@example.com"),
+        ("sender", "=?utf-8?B?5byg5LiJ?=@example.com"),
+    ] {
+        let request = SendMailRequest::from_value(simple(json!({ field: value }))).unwrap();
+        let sender = Mailbox::parse("noreply@example.com").unwrap();
+        let error = Validator::new(sender, &StaticDirectory::new())
+            .validate(request)
+            .unwrap_err();
+        let error = error.to_string();
+        assert!(
+            error.starts_with(&format!("{field}: ")) && error.contains("encoded word"),
+            "{value}: {error}"
+        );
+    }
+    // `=` and `?` on their own stay allowed (VERP and SRS addresses use `=`),
+    // and every reader shows the address the envelope goes to.
+    let addresses = [
+        "bounce+user=example.com@lists.example.com",
+        "what?=@example.com",
+        "a?b=c@example.com",
+        "\"x?= y\"@example.com",
+    ];
+    let (message, composed) = compose(&simple(json!({ "receiver": addresses })));
+    assert_eq!(message.envelope().recipients(), addresses);
+    let report = python_email_clean(&composed.bytes);
+    let shown: Vec<&str> = report["to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, addresses, "python");
+    let parsed = parse(&composed.bytes);
+    let shown: Vec<&str> = parsed
+        .to()
+        .unwrap()
+        .iter()
+        .map(|a| a.address().unwrap())
+        .collect();
+    assert_eq!(shown, addresses, "mail-parser");
+}
+
+#[test]
 fn idn_domains_are_idna_encoded() {
     let (_, composed) = compose(&simple(json!({"receiver": "用户 <info@例子.测试>"})));
     let raw = text(&composed.bytes);
