@@ -38,7 +38,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         anyhow::bail!(NO_APP);
     }
     let mailer = args.delivery.mailer(&mut config).await?;
-    let gateway = Arc::new(Gateway::new(mailer, apps, &config.server));
+    let gateway = Arc::new(Gateway::new(mailer, apps, &config.server)?);
 
     let listen = args.listen.unwrap_or_else(|| config.server.listen());
     let listener = tokio::net::TcpListener::bind(listen)

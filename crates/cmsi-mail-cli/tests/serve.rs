@@ -312,3 +312,147 @@ fn sigterm_lets_the_request_in_progress_finish() {
     );
     assert!(serve.log().contains("cmsi-mail: stopped"));
 }
+
+/// Peak resident memory of a process so far (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// POSTs `body` on a plain connection and reads the whole answer.
+fn raw_post(addr: &str, content_type: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /api/c/compapi/cmsi/send_mail/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// Time to the first byte of `GET /healthz` on a fresh connection.
+fn healthz_latency(addr: &str) -> Duration {
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 1];
+    stream.read_exact(&mut first).unwrap();
+    started.elapsed()
+}
+
+#[test]
+fn hostile_bodies_without_credentials_cost_little_memory_and_no_latency() {
+    const BODY: usize = 30 * 1024 * 1024;
+    const SENDERS: usize = 4;
+    let repeat = |head: &str, item: &str, tail: &str| {
+        let mut body = String::with_capacity(BODY + 64);
+        body.push_str(head);
+        while body.len() + item.len() + tail.len() < BODY {
+            body.push_str(item);
+        }
+        body.truncate(body.len() - 1); // the last separator
+        body.push_str(tail);
+        body.into_bytes()
+    };
+    let cases = [
+        (
+            "30 MB of {} attachments",
+            "application/json",
+            repeat("{\"attachments\":[", "{},", "]}"),
+        ),
+        (
+            "one form key repeated",
+            "application/x-www-form-urlencoded",
+            repeat("", "a=&", "&"),
+        ),
+        (
+            "30 MB of empty receivers",
+            "application/json",
+            repeat("{\"receiver\":[", "\"\",", "]}"),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), APPS);
+    for (what, content_type, body) in cases {
+        let outbox = tempfile::tempdir().unwrap();
+        let serve = Serve::start(
+            &[
+                "--config",
+                &path,
+                "--outbox",
+                &outbox.path().display().to_string(),
+            ],
+            &[],
+        );
+        let addr = serve.url.trim_start_matches("http://").to_owned();
+        // Settled memory after a first request, before the flood.
+        healthz_latency(&addr);
+        let before = peak_rss(serve.child.id());
+        let body = Arc::new(body);
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let (addr, body) = (addr.clone(), Arc::clone(&body));
+                std::thread::spawn(move || raw_post(&addr, content_type, &body))
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        while !senders.iter().all(std::thread::JoinHandle::is_finished) {
+            latencies.push(healthz_latency(&addr));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for sender in senders {
+            let answer = sender.join().unwrap();
+            assert!(
+                answer.contains("cannot be empty"),
+                "{what}: refused for its missing credentials: {answer}"
+            );
+        }
+        let grown = peak_rss(serve.child.id()).saturating_sub(before);
+        let in_flight = (SENDERS * body.len()) as u64;
+        latencies.sort();
+        let worst = latencies.last().copied().unwrap_or_default();
+        let median = latencies
+            .get(latencies.len() / 2)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "{what}: peak RSS grew {:.0} MiB for {:.0} MiB of bodies in flight ({:.2}x); \
+             /healthz median {median:?}, worst {worst:?} over {} probes",
+            grown as f64 / 1048576.0,
+            in_flight as f64 / 1048576.0,
+            grown as f64 / in_flight as f64,
+            latencies.len()
+        );
+        assert!(
+            median < Duration::from_millis(50),
+            "{what}: /healthz took {median:?} (median) during the flood"
+        );
+        assert!(
+            grown < 4 * in_flight,
+            "{what}: peak RSS grew by {grown} bytes for {in_flight} bytes of bodies"
+        );
+        // The worst case also measures how busy the machine is; before the
+        // fix it was seconds.
+        assert!(
+            worst < Duration::from_millis(250),
+            "{what}: /healthz took {worst:?} during the flood"
+        );
+    }
+}

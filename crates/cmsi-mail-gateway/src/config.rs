@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -13,8 +14,20 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8025";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Default bound on deliveries in progress at once.
 pub const DEFAULT_MAX_CONCURRENT_DELIVERIES: usize = 16;
+/// Default bound on the bytes of all request bodies being read or held at once.
+pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 256 * 1024 * 1024;
+/// Default time a client may let pass without sending any of its body.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
+/// Default time a client has to send a whole request body.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 120;
+/// Default time a client has to send its request headers (also how long an
+/// idle kept-alive connection stays open).
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Default bound on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
-/// `[server]`.
+/// `[server]`: where to listen and the limits that keep one client from
+/// stopping the others.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -24,10 +37,36 @@ pub struct ServerConfig {
     /// Largest request body in bytes (default 32 MiB); larger ones get 413.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
-    /// Requests processed at once; more wait their turn (default 16).
+    /// Authenticated requests validated, composed and delivered at once; more
+    /// wait their turn (default 16).
     #[serde(default)]
     pub max_concurrent_deliveries: Option<usize>,
+    /// Bytes of request bodies being read or held at once, over all requests
+    /// (default 256 MiB); a request that cannot get its share within
+    /// `body_timeout_secs` gets 503.
+    #[serde(default)]
+    pub max_inflight_body_bytes: Option<usize>,
+    /// Seconds a client may send no body bytes before its request is dropped
+    /// (default 10).
+    #[serde(default)]
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds a client has for its whole request body (default 120).
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+    /// Seconds a client has to send its request headers; an idle kept-alive
+    /// connection is closed after as long (default 10).
+    #[serde(default)]
+    pub header_timeout_secs: Option<u64>,
+    /// Connections open at once; more are closed as soon as they are accepted
+    /// (default 1024).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
+
+/// A `[server]` setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("[server] {0}")]
+pub struct ServerConfigError(String);
 
 impl ServerConfig {
     /// The listen address.
@@ -47,6 +86,65 @@ impl ServerConfig {
             .unwrap_or(DEFAULT_MAX_CONCURRENT_DELIVERIES)
             .max(1)
     }
+
+    /// The bound on body bytes held at once.
+    pub fn max_inflight_body_bytes(&self) -> usize {
+        self.max_inflight_body_bytes
+            .unwrap_or(DEFAULT_MAX_INFLIGHT_BODY_BYTES)
+    }
+
+    /// How long a body may stall.
+    pub fn body_timeout(&self) -> Duration {
+        secs(self.body_timeout_secs, DEFAULT_BODY_TIMEOUT_SECS)
+    }
+
+    /// How long a whole body may take.
+    pub fn request_timeout(&self) -> Duration {
+        secs(self.request_timeout_secs, DEFAULT_REQUEST_TIMEOUT_SECS)
+    }
+
+    /// How long the headers may take.
+    pub fn header_timeout(&self) -> Duration {
+        secs(self.header_timeout_secs, DEFAULT_HEADER_TIMEOUT_SECS)
+    }
+
+    /// The bound on open connections (at least 1).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+            .max(1)
+    }
+
+    /// Checks that the limits fit together.
+    pub fn check(&self) -> Result<(), ServerConfigError> {
+        let inflight = self.max_inflight_body_bytes();
+        if self.max_body_bytes() > inflight {
+            return Err(ServerConfigError(format!(
+                "max_body_bytes ({}) is larger than max_inflight_body_bytes ({inflight}): \
+                 no body of the largest size could ever be read",
+                self.max_body_bytes()
+            )));
+        }
+        if u32::try_from(inflight).is_err() {
+            return Err(ServerConfigError(format!(
+                "max_inflight_body_bytes ({inflight}) must be below 4 GiB"
+            )));
+        }
+        for (key, value) in [
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("header_timeout_secs", self.header_timeout_secs),
+        ] {
+            if value == Some(0) {
+                return Err(ServerConfigError(format!("{key} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn secs(value: Option<u64>, default: u64) -> Duration {
+    Duration::from_secs(value.unwrap_or(default).max(1))
 }
 
 /// `[apps.NAME]`: an app allowed to call, by its `bk_app_code`.

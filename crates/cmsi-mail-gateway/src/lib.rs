@@ -14,13 +14,20 @@
 //!   `bk_username`; from the `X-Bkapi-Authorization` header (wins) or the request.
 //! - Responses: the ESB envelope with a fresh `request_id` (also in the
 //!   `X-Request-Id` header), HTTP 200 for API errors, 413 for an oversize body.
-//! - A bounded number of requests is processed at once; graceful shutdown lets
-//!   every accepted request finish.
+//! - Limits ([`ServerConfig`]): credentials are checked before any expensive
+//!   work, and only an authenticated request takes a delivery slot or has its
+//!   body parsed; bodies count against a shared byte budget and must keep
+//!   arriving; connections are bounded in number and in how long their headers
+//!   may take. Graceful shutdown lets every accepted request finish.
 //!
 //! Secrets and mail content never reach the logs.
 
 mod auth;
+mod body;
 mod config;
+#[doc(hidden)]
+pub mod fuzz;
+mod server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,17 +40,21 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use cmsi_mail::{
-    CODE_BAD_REQUEST, Error, EsbResponse, Mailer, RequestError, SendMailRequest, Transport,
+    CODE_BACKEND_FAILED, CODE_BAD_REQUEST, Error, EsbResponse, Mailer, Prepared, Problem,
+    RequestError, SendMailRequest, Transport,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
 pub use config::{
-    AppConfig, AppConfigError, AppRegistry, Apps, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_CONCURRENT_DELIVERIES, ServerConfig,
+    AppConfig, AppConfigError, AppRegistry, Apps, DEFAULT_BODY_TIMEOUT_SECS,
+    DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    DEFAULT_REQUEST_TIMEOUT_SECS, ServerConfig, ServerConfigError,
 };
 
-use auth::Credentials;
+use auth::{AuthError, Credentials};
+use body::{BodyError, BodyReader};
 
 /// The paths the ESB serves `send_mail` on.
 pub const SEND_MAIL_PATHS: [&str; 4] = [
@@ -53,15 +64,30 @@ pub const SEND_MAIL_PATHS: [&str; 4] = [
     "/api/c/compapi/v2/cmsi/send_mail",
 ];
 
-/// How long a client may take to send its request body.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Bodies up to this size are parsed and composed on the async threads; larger
+/// ones on the blocking pool, so that no body holds up other requests.
+const INLINE_WORK_BYTES: usize = 64 * 1024;
+
+/// Most `key=value` pairs a form body or query string may hold.
+const MAX_FORM_PAIRS: usize = 10_000;
 
 /// The `send_mail` endpoint: a mailer, the apps allowed to call it, and limits.
 pub struct Gateway {
     mailer: Mailer<Box<dyn Transport>>,
     apps: AppRegistry,
-    max_body_bytes: usize,
+    bodies: BodyReader,
     deliveries: Semaphore,
+    connections: server::ConnectionLimits,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("apps", &self.apps)
+            .field("bodies", &self.bodies)
+            .field("connections", &self.connections)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one request came to, for the log line.
@@ -69,21 +95,151 @@ struct Outcome {
     status: StatusCode,
     response: EsbResponse,
     app_code: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl Outcome {
+    fn refused(status: StatusCode, code: &str, message: String) -> Self {
+        Outcome {
+            status,
+            response: EsbResponse::failure(code, message, json!({})),
+            app_code: None,
+            retry_after: None,
+        }
+    }
+
+    fn auth(error: &AuthError) -> Self {
+        Outcome::refused(StatusCode::OK, CODE_BAD_REQUEST, error.to_string())
+    }
+
+    fn request(error: RequestError, app_code: Option<String>) -> Self {
+        Outcome {
+            app_code,
+            ..Outcome::error(&Error::Request(error))
+        }
+    }
+
+    fn error(error: &Error) -> Self {
+        Outcome {
+            status: StatusCode::OK,
+            response: EsbResponse::error(error),
+            app_code: None,
+            retry_after: None,
+        }
+    }
+
+    fn body(error: &BodyError) -> Self {
+        let status = match error {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Stalled(_) | BodyError::Late(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+        };
+        let code = match error {
+            BodyError::Busy => CODE_BACKEND_FAILED,
+            _ => CODE_BAD_REQUEST,
+        };
+        Outcome {
+            retry_after: matches!(error, BodyError::Busy).then_some(1),
+            ..Outcome::refused(status, code, error.to_string())
+        }
+    }
+
+    fn internal() -> Self {
+        Outcome::refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            CODE_BACKEND_FAILED,
+            "internal error while processing the request".to_owned(),
+        )
+    }
+}
+
+/// How the request's fields arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Form,
+    /// The query string of a GET.
+    Query,
+}
+
+impl Encoding {
+    fn of(method: &Method, headers: &HeaderMap, body: &[u8]) -> Self {
+        if method == Method::GET {
+            return Encoding::Query;
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.contains("json")
+            || (!content_type.contains("form") && auth::opens_object(body))
+        {
+            Encoding::Json
+        } else {
+            Encoding::Form
+        }
+    }
+}
+
+/// A request's fields: its body, or for GET its query string.
+struct Fields {
+    encoding: Encoding,
+    body: Bytes,
+    query: Option<String>,
+}
+
+impl Fields {
+    fn credentials(&self) -> Result<Credentials<'_>, RequestError> {
+        match self.encoding {
+            Encoding::Json => Credentials::from_json(&self.body),
+            Encoding::Form => Credentials::from_pairs(&self.body),
+            Encoding::Query => Credentials::from_pairs(self.query_bytes()),
+        }
+    }
+
+    fn request(&self) -> Result<SendMailRequest<'_>, RequestError> {
+        match self.encoding {
+            Encoding::Json => SendMailRequest::from_json(&self.body),
+            Encoding::Form => from_pairs(&self.body),
+            Encoding::Query => from_pairs(self.query_bytes()),
+        }
+    }
+
+    fn query_bytes(&self) -> &[u8] {
+        self.query.as_deref().unwrap_or_default().as_bytes()
+    }
+
+    fn len(&self) -> usize {
+        self.body.len() + self.query.as_ref().map_or(0, String::len)
+    }
 }
 
 impl Gateway {
-    /// A gateway that sends through `mailer` for the apps in `apps`.
+    /// A gateway that sends through `mailer` for the apps in `apps`, within
+    /// the limits of `server`.
     pub fn new(
         mailer: Mailer<Box<dyn Transport>>,
         apps: AppRegistry,
         server: &ServerConfig,
-    ) -> Self {
-        Gateway {
+    ) -> Result<Self, ServerConfigError> {
+        server.check()?;
+        Ok(Gateway {
             mailer,
             apps,
-            max_body_bytes: server.max_body_bytes(),
+            bodies: BodyReader::new(
+                server.max_body_bytes(),
+                server.max_inflight_body_bytes(),
+                server.body_timeout(),
+                server.request_timeout(),
+            ),
             deliveries: Semaphore::new(server.max_concurrent_deliveries()),
-        }
+            connections: server::ConnectionLimits {
+                max_connections: server.max_connections(),
+                header_timeout: server.header_timeout(),
+            },
+        })
     }
 
     /// Ends the transport's idle connections; for after the server stopped.
@@ -92,6 +248,10 @@ impl Gateway {
     }
 
     /// The API as an axum router, to serve or to nest in another application.
+    ///
+    /// The router bounds request bodies (size, budget, timeouts) itself; the
+    /// bounds on connections (number, header timeout) belong to the server:
+    /// [`serve`] sets them, an application that nests the router sets its own.
     pub fn router(self: Arc<Self>) -> Router {
         let send_mail: MethodRouter<Arc<Gateway>> =
             MethodRouter::new().get(send_mail).post(send_mail);
@@ -105,144 +265,113 @@ impl Gateway {
             .with_state(self)
     }
 
-    async fn handle(&self, method: &Method, headers: &HeaderMap, uri: &Uri, body: Body) -> Outcome {
-        // Bounded from here on: a burst waits for its turn before its bodies
-        // are read, so memory stays within max_concurrent_deliveries bodies.
-        // (The semaphore is never closed, so acquiring cannot fail.)
-        let _permit = self.deliveries.acquire().await;
-        let bytes = match self.read_body(headers, body).await {
-            Ok(bytes) => bytes,
-            Err(outcome) => return *outcome,
+    /// The order matters: credentials are checked before any expensive work,
+    /// and only an authenticated request takes a delivery permit or has its
+    /// body parsed in full.
+    async fn handle(
+        self: &Arc<Self>,
+        method: &Method,
+        headers: &HeaderMap,
+        uri: &Uri,
+        body: Body,
+    ) -> Outcome {
+        // The header's credentials win, and need no body to be checked.
+        let header_app = match Credentials::from_header(headers) {
+            Ok(Some(credentials)) => match credentials.authenticate(&self.apps) {
+                Ok(app) => Some(app),
+                Err(error) => return Outcome::auth(&error),
+            },
+            Ok(None) => None,
+            Err(error) => return Outcome::auth(&error),
         };
-        let request = match decode(method, headers, uri.query(), &bytes) {
-            Ok(request) => request,
-            Err(error) => return bad_request(EsbResponse::error(&Error::Request(error)), None),
+        let body = match self.bodies.read(headers, body).await {
+            Ok(body) => body,
+            Err(error) => return Outcome::body(&error),
         };
-        let credentials = Credentials::pick(headers, Credentials::of(&request));
-        let app_code = match credentials.and_then(|c| c.authenticate(&self.apps)) {
-            Ok(code) => code,
-            Err(error) => {
-                return bad_request(
-                    EsbResponse::failure(CODE_BAD_REQUEST, error.to_string(), json!({})),
-                    None,
-                );
+        let fields = Arc::new(Fields {
+            encoding: Encoding::of(method, headers, &body.bytes),
+            body: body.bytes.clone(),
+            query: uri.query().map(str::to_owned),
+        });
+        let app = match header_app {
+            Some(app) => app,
+            None => {
+                let gateway = Arc::clone(self);
+                let scanned = Arc::clone(&fields);
+                let checked = off_runtime(fields.len(), move || {
+                    scanned
+                        .credentials()
+                        .map(|credentials| credentials.authenticate(&gateway.apps))
+                })
+                .await;
+                match checked {
+                    Some(Ok(Ok(app))) => app,
+                    Some(Ok(Err(error))) => return Outcome::auth(&error),
+                    Some(Err(error)) => return Outcome::request(error, None),
+                    None => return Outcome::internal(),
+                }
             }
         };
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = self.deliveries.acquire().await;
+        let gateway = Arc::clone(self);
+        let prepared = off_runtime(fields.len(), move || {
+            let request = fields.request()?;
+            gateway.mailer.prepare(request)
+        })
+        .await;
+        let response = match prepared {
+            Some(Ok(prepared)) => self.deliver(&prepared).await,
+            Some(Err(error)) => EsbResponse::error(&error),
+            None => return Outcome::internal(),
+        };
+        drop(body);
         Outcome {
             status: StatusCode::OK,
-            response: self.mailer.respond(request).await,
-            app_code: Some(app_code),
+            response,
+            app_code: Some(app),
+            retry_after: None,
         }
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Box<Outcome>> {
-        let too_large = || {
-            Box::new(Outcome {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                response: EsbResponse::failure(
-                    CODE_BAD_REQUEST,
-                    format!(
-                        "the request body is larger than {} bytes (max_body_bytes)",
-                        self.max_body_bytes
-                    ),
-                    json!({}),
-                ),
-                app_code: None,
-            })
-        };
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > self.max_body_bytes) {
-            return Err(too_large());
-        }
-        let limited = http_body_util::Limited::new(body, self.max_body_bytes);
-        let collected =
-            tokio::time::timeout(BODY_TIMEOUT, http_body_util::BodyExt::collect(limited)).await;
-        let Ok(collected) = collected else {
-            return Err(Box::new(bad_request(
-                EsbResponse::failure(
-                    CODE_BAD_REQUEST,
-                    format!(
-                        "the request body did not arrive within {} s",
-                        BODY_TIMEOUT.as_secs()
-                    ),
-                    json!({}),
-                ),
-                None,
-            )));
-        };
-        match collected {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Err(error) => Err(Box::new(bad_request(
-                EsbResponse::failure(
-                    CODE_BAD_REQUEST,
-                    format!("cannot read the request body: {error}"),
-                    json!({}),
-                ),
-                None,
-            ))),
-        }
+    async fn deliver(&self, prepared: &Prepared) -> EsbResponse {
+        self.mailer.respond_prepared(prepared).await
     }
 }
 
-fn bad_request(response: EsbResponse, app_code: Option<String>) -> Outcome {
-    Outcome {
-        status: StatusCode::OK,
-        response,
-        app_code,
+/// Runs `work` here when `len` is small, else on the blocking pool; `None` if
+/// it panicked.
+async fn off_runtime<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if len <= INLINE_WORK_BYTES {
+        return Some(work());
     }
-}
-
-/// Reads the request from the body (JSON or form) or, for GET, the query.
-fn decode<'b>(
-    method: &Method,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: &'b [u8],
-) -> Result<SendMailRequest<'b>, RequestError> {
-    if method == Method::GET {
-        return from_pairs(query.unwrap_or_default().as_bytes());
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let looks_like_json = body
-        .iter()
-        .find(|byte| !byte.is_ascii_whitespace())
-        .is_some_and(|&byte| byte == b'{');
-    if content_type.contains("json") || (!content_type.contains("form") && looks_like_json) {
-        SendMailRequest::from_json(body)
-    } else {
-        from_pairs(body)
-    }
+    tokio::task::spawn_blocking(work).await.ok()
 }
 
 /// A form or query string as a request: every value a string, a repeated key an
 /// array of strings.
 fn from_pairs(encoded: &[u8]) -> Result<SendMailRequest<'static>, RequestError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(encoded).map_err(|error| {
-        RequestError::new(
-            "request",
-            cmsi_mail::Problem::Malformed(format!(
-                "the form is not valid application/x-www-form-urlencoded: {error}"
-            )),
-        )
-    })?;
     let mut object = Map::new();
-    for (key, value) in pairs {
-        match object.get_mut(&key) {
-            Some(Value::Array(items)) => items.push(Value::String(value)),
+    for (index, (key, value)) in form_urlencoded::parse(encoded).enumerate() {
+        if index == MAX_FORM_PAIRS {
+            return Err(RequestError::new(
+                "request",
+                Problem::Malformed(format!("the form has more than {MAX_FORM_PAIRS} fields")),
+            ));
+        }
+        let value = Value::String(value.into_owned());
+        match object.get_mut(key.as_ref()) {
+            Some(Value::Array(items)) => items.push(value),
             Some(first) => {
                 let first = first.take();
-                object.insert(key, Value::Array(vec![first, Value::String(value)]));
+                *object.entry(key.into_owned()).or_insert(Value::Null) =
+                    Value::Array(vec![first, value]);
             }
             None => {
-                object.insert(key, Value::String(value));
+                object.insert(key.into_owned(), value);
             }
         }
     }
@@ -263,6 +392,7 @@ async fn send_mail(
     let started = Instant::now();
     let request_id = new_request_id();
     let outcome = gateway.handle(&method, &headers, &uri, body).await;
+    let retry_after = outcome.retry_after;
     let recipients = outcome
         .response
         .data
@@ -294,11 +424,17 @@ async fn send_mail(
         };
         tracing::debug!(request_id = %request_id, field = %detail("field"), kind = %detail("kind"), "send_mail refused");
     }
-    respond(
+    let mut reply = respond(
         outcome.status,
         outcome.response.with_request_id(&request_id),
         &request_id,
-    )
+    );
+    if let Some(seconds) = retry_after {
+        reply
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    reply
 }
 
 fn respond(status: StatusCode, response: EsbResponse, request_id: &str) -> Response {
@@ -333,16 +469,16 @@ fn refuse(status: StatusCode, message: String) -> Response {
     respond(status, response.with_request_id(&request_id), &request_id)
 }
 
-/// Serves `gateway` on `listener` until `shutdown` completes; then stops
-/// accepting, lets the requests in progress finish, and closes the transport.
+/// Serves `gateway` on `listener` (HTTP/1.1) until `shutdown` completes; then
+/// stops accepting, lets the requests in progress finish, and closes the
+/// transport.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let served = axum::serve(listener, Arc::clone(&gateway).router())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = gateway.connections;
+    let served = server::run(listener, Arc::clone(&gateway).router(), limits, shutdown).await;
     gateway.close().await;
     served
 }

@@ -74,7 +74,7 @@ async fn start_with(
     let directory = StaticDirectory::from_toml("[users]\nadmin = \"admin@example.com\"\n").unwrap();
     let mailer = Mailer::new(transport, Mailbox::parse("noreply@example.com").unwrap())
         .with_directory(Arc::new(directory));
-    let gateway = Arc::new(Gateway::new(mailer, apps(), &server));
+    let gateway = Arc::new(Gateway::new(mailer, apps(), &server).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -202,21 +202,17 @@ async fn a_form_request_like_the_old_sdk_sends() {
     let attachments = json!([{"filename": "报告.txt", "content": "aGVsbG8="}]).to_string();
     let reply = reqwest::Client::new()
         .post(format!("{}{PATH}", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string([
-                ("bk_app_code", "monitor"),
-                ("bk_app_secret", "s3cret"),
-                ("bk_token", "token"),
-                ("receiver", "a@example.com,b@example.com"),
-                ("cc", "c@example.com"),
-                ("title", "表单"),
-                ("content", "PGI+aGk8L2I+"),
-                ("is_content_base64", "True"),
-                ("attachments", attachments.as_str()),
-            ])
-            .unwrap(),
-        )
+        .form(&[
+            ("bk_app_code", "monitor"),
+            ("bk_app_secret", "s3cret"),
+            ("bk_token", "token"),
+            ("receiver", "a@example.com,b@example.com"),
+            ("cc", "c@example.com"),
+            ("title", "表单"),
+            ("content", "PGI+aGk8L2I+"),
+            ("is_content_base64", "True"),
+            ("attachments", attachments.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -272,8 +268,16 @@ async fn every_authentication_failure_has_its_own_message() {
             "APP Code [bk_app_code] cannot be empty",
         ),
         (
-            with(json!({"bk_app_code": " "})),
+            with(json!({"bk_app_code": ""})),
             "APP Code [bk_app_code] cannot be empty",
+        ),
+        (
+            with(json!({"bk_app_code": " "})),
+            "APP Code [ ] and APP Secret [bk_app_secret] do not match a registered app",
+        ),
+        (
+            with(json!({"bk_app_code": "monitor "})),
+            "APP Code [monitor ] and APP Secret [bk_app_secret] do not match a registered app",
         ),
         (
             with(json!({"bk_app_secret": null})),

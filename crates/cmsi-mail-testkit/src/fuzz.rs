@@ -160,3 +160,28 @@ pub fn check_header(data: &[u8]) {
         check_message(&validated.message);
     }
 }
+
+/// Replays every file under `fuzz/regressions/TARGET/` and `fuzz/seeds/TARGET/`
+/// (but `README.md` and hidden files) through `check`; returns how many.
+pub fn replay(target: &str, check: fn(&[u8])) -> usize {
+    let root = crate::workspace_root().join("fuzz");
+    let mut count = 0;
+    for dir in ["regressions", "seeds"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if path.is_file() && name != "README.md" && !name.starts_with('.') {
+                eprintln!("{target}: {}", path.display());
+                check(&std::fs::read(&path).unwrap_or_default());
+                count += 1;
+            }
+        }
+    }
+    count
+}

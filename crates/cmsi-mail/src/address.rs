@@ -157,12 +157,6 @@ impl Mailbox {
         self.address.get(self.at + 1..).unwrap_or_default()
     }
 
-    /// The same mailbox with another display name (or none).
-    pub fn with_name(mut self, name: Option<String>) -> Mailbox {
-        self.name = name;
-        self
-    }
-
     /// The key under which two mailboxes count as the same recipient: the
     /// address, compared without regard to letter case.
     pub(crate) fn dedupe_key(&self) -> String {
@@ -203,6 +197,14 @@ pub(crate) enum LineFault {
     LineBreak,
     /// NUL.
     Nul,
+}
+
+/// Whether a reader could take part of `text` for an RFC 2047 encoded word:
+/// it holds `=?`. Text written into a header as it is (Content-ID, MIME
+/// parameters, local parts) must not; text we encode (subjects, display names,
+/// file names) is written as encoded words itself when it does (RFC 2047 §5).
+pub(crate) fn looks_encoded(text: &str) -> bool {
+    memchr::memmem::find(text.as_bytes(), b"=?").is_some()
 }
 
 /// Checks that `text` can stand in a header line.
@@ -304,7 +306,7 @@ fn check_local_part(local: &str) -> Result<(), AddressError> {
     // Python's `email` decodes `=?utf-8?B?5byg5LiJ?=@example.com` and shows
     // `张三@example.com` while the envelope goes elsewhere; quoting does not help
     // (readers decode inside quotes too). No real mailbox needs `=?`.
-    if memchr::memmem::find(local.as_bytes(), b"=?").is_some() {
+    if looks_encoded(local) {
         return Err(AddressError::EncodedWordLocalPart);
     }
     let bytes = local.as_bytes();

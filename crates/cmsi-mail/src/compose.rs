@@ -18,7 +18,7 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::text::Text;
 use mail_builder::{IoWriter, Writer};
 
-use crate::address::Mailbox;
+use crate::address::{Mailbox, looks_encoded};
 use crate::message::{Attachment, BodyFormat, Data, Disposition, Message};
 
 /// Base64 line length (RFC 2045 §6.8).
@@ -331,11 +331,6 @@ fn address(mailbox: &Mailbox) -> Address<'_> {
 /// Text a reader would take for an RFC 2047 encoded word must be encoded itself
 /// (RFC 2047 §5); mail-builder writes such text as it is, so those headers are
 /// written here.
-fn looks_encoded(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    memchr::memchr_iter(b'=', bytes).any(|at| bytes.get(at + 1) == Some(&b'?'))
-}
-
 fn write_subject<W: Writer>(w: &mut W, subject: &str) {
     w.write(b"Subject: ");
     if looks_encoded(subject) {

@@ -88,6 +88,10 @@ pub enum Problem {
     /// A NUL character.
     #[error("must not contain a NUL character")]
     Nul,
+    /// `=?` in a value written into a header as it is, where a reader would
+    /// decode it as an RFC 2047 encoded word.
+    #[error("must not contain \"=?\": mail readers would decode it as an encoded word")]
+    EncodedWord,
     /// A control character that has no place in the field.
     #[error("must not contain control characters")]
     Control,

@@ -44,11 +44,11 @@ pub use address::{AddressError, Mailbox, split_address_list, split_username_list
 pub use compose::{ComposeOptions, Composed};
 pub use directory::{DirectoryError, LoadError, StaticDirectory, UserDirectory};
 pub use error::{CODE_BACKEND_FAILED, CODE_BAD_REQUEST, CODE_OK, Error, Problem, RequestError};
-pub use mailer::{EsbResponse, Mailer, Sent};
+pub use mailer::{EsbResponse, Mailer, Prepared, Sent};
 pub use message::{
     Attachment, Body, BodyFormat, Disposition, Limits, Message, UsernameCheck, Validated, Validator,
 };
-pub use request::{AttachmentRequest, SendMailRequest};
+pub use request::{AttachmentRequest, MAX_ATTACHMENT_ENTRIES, MAX_LIST_ENTRIES, SendMailRequest};
 pub use transport::{Envelope, Receipt, Rejection, Transport, TransportError, TransportErrorKind};
 
 /// Re-exported so that callers can name attachment types.

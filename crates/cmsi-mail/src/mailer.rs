@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::address::Mailbox;
-use crate::compose::ComposeOptions;
+use crate::compose::{ComposeOptions, Composed};
 use crate::directory::{StaticDirectory, UserDirectory};
 use crate::error::{CODE_OK, Error, Problem};
 use crate::message::{Limits, UsernameCheck, Validator};
 use crate::request::SendMailRequest;
-use crate::transport::{Receipt, Transport, TransportErrorKind};
+use crate::transport::{Envelope, Receipt, Transport, TransportErrorKind};
 
 /// Validates, composes and sends `send_mail` requests through one transport.
 pub struct Mailer<T> {
@@ -72,24 +72,24 @@ impl<T: Transport> Mailer<T> {
     /// Validates, composes and sends one request. Nothing is sent unless the
     /// whole request is valid.
     pub async fn send(&self, request: SendMailRequest<'_>) -> Result<Sent, Error> {
-        let (result, username_check) = self.deliver(request).await;
-        result.map(|receipt| Sent {
-            receipt,
-            username_check,
-        })
+        let prepared = self.prepare(request)?;
+        self.deliver(&prepared).await
     }
 
     /// Sends one request and answers as the ESB does; the usernames that did
     /// not resolve are reported whether or not delivery succeeded.
     pub async fn respond(&self, request: SendMailRequest<'_>) -> EsbResponse {
-        match self.deliver(request).await {
-            (Ok(receipt), username_check) => EsbResponse::ok(&Sent {
-                receipt,
-                username_check,
-            }),
-            (Err(error), username_check) => {
-                EsbResponse::error(&error).with_username_check(&username_check)
-            }
+        match self.prepare(request) {
+            Ok(prepared) => self.respond_prepared(&prepared).await,
+            Err(error) => EsbResponse::error(&error),
+        }
+    }
+
+    /// Sends a prepared message and answers as the ESB does.
+    pub async fn respond_prepared(&self, prepared: &Prepared) -> EsbResponse {
+        match self.deliver(prepared).await {
+            Ok(sent) => EsbResponse::ok(&sent),
+            Err(error) => EsbResponse::error(&error).with_username_check(&prepared.username_check),
         }
     }
 
@@ -101,34 +101,45 @@ impl<T: Transport> Mailer<T> {
         }
     }
 
-    async fn deliver(
-        &self,
-        request: SendMailRequest<'_>,
-    ) -> (Result<Receipt, Error>, UsernameCheck) {
-        // The validated message (with any decoded attachment) is dropped before
-        // waiting on the network; only the composed bytes are kept.
-        let (envelope, composed, username_check) = {
-            let validated = match Validator::new(self.sender.clone(), self.directory.as_ref())
-                .with_limits(self.limits)
-                .validate(request)
-            {
-                Ok(validated) => validated,
-                Err(error) => return (Err(error), UsernameCheck::default()),
-            };
-            let composed = validated.message.compose(&self.compose);
-            (
-                validated.message.envelope(),
-                composed,
-                validated.username_check,
-            )
-        };
-        let result = self
+    /// Hands a prepared message to the transport.
+    pub async fn deliver(&self, prepared: &Prepared) -> Result<Sent, Error> {
+        let receipt = self
             .transport
-            .send(&envelope, &composed)
-            .await
-            .map_err(Error::from);
-        (result, username_check)
+            .send(&prepared.envelope, &prepared.composed)
+            .await?;
+        Ok(Sent {
+            receipt,
+            username_check: prepared.username_check.clone(),
+        })
     }
+}
+
+impl<T> Mailer<T> {
+    /// Validates and composes one request, without sending it: the CPU-bound
+    /// half of [`Mailer::send`], for a caller that runs it off its async
+    /// threads or hands the result to a queue. The validated message (with any
+    /// decoded attachment) is dropped here; only the composed bytes are kept.
+    pub fn prepare(&self, request: SendMailRequest<'_>) -> Result<Prepared, Error> {
+        let validated = Validator::new(self.sender.clone(), self.directory.as_ref())
+            .with_limits(self.limits)
+            .validate(request)?;
+        Ok(Prepared {
+            composed: validated.message.compose(&self.compose),
+            envelope: validated.message.envelope(),
+            username_check: validated.username_check,
+        })
+    }
+}
+
+/// A request validated and composed: what a transport (or a queue) takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Who the message goes to.
+    pub envelope: Envelope,
+    /// The message.
+    pub composed: Composed,
+    /// Usernames that did not resolve.
+    pub username_check: UsernameCheck,
 }
 
 /// The ESB response envelope (SPEC §4):

@@ -18,7 +18,7 @@ use crate::error::{Problem, RequestError};
 ///
 /// The large fields (`content` and each attachment's `content`) borrow from the
 /// input when they can, so a 20 MiB attachment is not copied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SendMailRequest<'a> {
     /// Caller app; checked by the gateway only.
@@ -82,7 +82,7 @@ pub struct SendMailRequest<'a> {
 }
 
 /// One entry of `attachments`, as received.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AttachmentRequest<'a> {
     /// File name shown to the reader; required.
@@ -104,6 +104,72 @@ pub struct AttachmentRequest<'a> {
     /// Content-ID, with or without angle brackets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_id: Option<String>,
+}
+
+/// Most entries one list field (`receiver`, `cc`, …) may hold as a JSON array,
+/// and most entries of `attachments`: far above what validation lets through
+/// (1 000 recipients, 100 attachments by default), they bound the memory a
+/// request can make the parser take (`[{},{},…]` would otherwise cost ~40× its
+/// size).
+pub const MAX_LIST_ENTRIES: usize = 10_000;
+/// See [`MAX_LIST_ENTRIES`].
+pub const MAX_ATTACHMENT_ENTRIES: usize = 1_000;
+
+/// The secrets (`bk_app_secret`, `bk_token`) are redacted and the large strings
+/// shown by their length only.
+impl fmt::Debug for SendMailRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendMailRequest")
+            .field("bk_app_code", &self.bk_app_code)
+            .field(
+                "bk_app_secret",
+                &self.bk_app_secret.as_ref().map(|_| Redacted),
+            )
+            .field("bk_token", &self.bk_token.as_ref().map(|_| Redacted))
+            .field("bk_username", &self.bk_username)
+            .field("receiver", &self.receiver)
+            .field("receiver_username", &self.receiver_username)
+            .field("cc", &self.cc)
+            .field("cc_username", &self.cc_username)
+            .field("sender", &self.sender)
+            .field("title", &self.title)
+            .field("content", &self.content.as_deref().map(Length))
+            .field("body_format", &self.body_format)
+            .field("is_content_base64", &self.is_content_base64)
+            .field("attachments", &self.attachments)
+            .finish()
+    }
+}
+
+/// The content is shown by its length only.
+impl fmt::Debug for AttachmentRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachmentRequest")
+            .field("filename", &self.filename)
+            .field("content", &self.content.as_deref().map(Length))
+            .field("content_type", &self.content_type)
+            .field("disposition", &self.disposition)
+            .field("content_id", &self.content_id)
+            .finish()
+    }
+}
+
+/// Stands for a secret in `Debug` output.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Stands for a large text in `Debug` output.
+struct Length<'t>(&'t str);
+
+impl fmt::Debug for Length<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
 }
 
 impl<'a> SendMailRequest<'a> {
@@ -198,6 +264,10 @@ fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> RequestEr
             Problem::Malformed(format!("the body is not valid JSON: {inner}")),
         );
     }
+    // serde quotes the value it did not expect: not for a secret.
+    if matches!(path.as_str(), "bk_app_secret" | "bk_token") {
+        return RequestError::new(path, Problem::Malformed("must be a string".to_owned()));
+    }
     RequestError::new(path, Problem::Malformed(inner.to_string()))
 }
 
@@ -267,7 +337,12 @@ fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Er
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            let mut count = 0;
             while let Some(item) = seq.next_element::<Option<String>>()? {
+                count += 1;
+                if count > MAX_LIST_ENTRIES {
+                    return Err(too_many(MAX_LIST_ENTRIES));
+                }
                 items.extend(item);
             }
             Ok(items)
@@ -348,32 +423,34 @@ fn attachments<'de: 'a, 'a, D: Deserializer<'de>>(
             f.write_str("an array of attachments, or a string holding one")
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-            while let Some(item) = seq.next_element::<AttachmentRequest<'a>>()? {
-                items.push(item);
-            }
-            Ok(items)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            attachment_entries(seq)
         }
 
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             if v.trim().is_empty() {
                 return Ok(Vec::new());
             }
-            let value: serde_json::Value = serde_json::from_str(v)
-                .map_err(|error| E::custom(format_args!("the string is not JSON: {error}")))?;
-            if value.is_null() {
-                return Ok(Vec::new());
-            }
-            serde_path_to_error::deserialize::<_, Vec<AttachmentRequest<'static>>>(value).map_err(
-                |error| {
-                    let path = error.path().to_string();
-                    E::custom(format_args!(
-                        "in the JSON string, at {path}: {}",
-                        error.into_inner()
-                    ))
-                },
-            )
+            let not_json = |error| E::custom(format_args!("the string is not JSON: {error}"));
+            let mut inner = serde_json::Deserializer::from_str(v);
+            let list =
+                serde_path_to_error::deserialize::<_, Option<AttachmentList<'_>>>(&mut inner)
+                    .map_err(|error| {
+                        let path = error.path().to_string();
+                        let inner = error.into_inner();
+                        if inner.is_syntax() || inner.is_eof() {
+                            not_json(inner)
+                        } else {
+                            E::custom(format_args!("in the JSON string, at {path}: {inner}"))
+                        }
+                    })?;
+            inner.end().map_err(not_json)?;
+            Ok(list.map_or_else(Vec::new, |list| {
+                list.0
+                    .into_iter()
+                    .map(AttachmentRequest::into_owned)
+                    .collect()
+            }))
         }
 
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -386,6 +463,46 @@ fn attachments<'de: 'a, 'a, D: Deserializer<'de>>(
     }
 
     deserializer.deserialize_any(AttachmentsVisitor(std::marker::PhantomData))
+}
+
+/// The array inside an `attachments` string.
+struct AttachmentList<'a>(Vec<AttachmentRequest<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AttachmentList<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for ListVisitor<'a> {
+            type Value = AttachmentList<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of attachments")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                attachment_entries(seq).map(AttachmentList)
+            }
+        }
+
+        deserializer.deserialize_seq(ListVisitor(std::marker::PhantomData))
+    }
+}
+
+fn attachment_entries<'de: 'a, 'a, A: SeqAccess<'de>>(
+    mut seq: A,
+) -> Result<Vec<AttachmentRequest<'a>>, A::Error> {
+    let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+    while let Some(item) = seq.next_element::<AttachmentRequest<'a>>()? {
+        if items.len() == MAX_ATTACHMENT_ENTRIES {
+            return Err(too_many(MAX_ATTACHMENT_ENTRIES));
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
+fn too_many<E: de::Error>(max: usize) -> E {
+    E::custom(format_args!("more than {max} entries"))
 }
 
 #[cfg(test)]
@@ -476,6 +593,68 @@ mod tests {
                 String::from_utf8_lossy(json)
             );
         }
+    }
+
+    #[test]
+    fn element_counts_are_bounded_while_parsing() {
+        let entries = |entry: &str, n: usize| vec![entry; n].join(",");
+        let cases = [
+            (
+                format!(
+                    r#"{{"attachments": [{}]}}"#,
+                    entries("{}", MAX_ATTACHMENT_ENTRIES + 1)
+                ),
+                "attachments",
+            ),
+            (
+                format!(
+                    r#"{{"attachments": "[{}]"}}"#,
+                    entries("{}", MAX_ATTACHMENT_ENTRIES + 1)
+                ),
+                "attachments",
+            ),
+            (
+                format!(
+                    r#"{{"receiver": [{}]}}"#,
+                    entries(r#""""#, MAX_LIST_ENTRIES + 1)
+                ),
+                "receiver",
+            ),
+            (
+                format!(
+                    r#"{{"cc__username": [{}]}}"#,
+                    entries("null", MAX_LIST_ENTRIES + 1)
+                ),
+                "cc__username",
+            ),
+        ];
+        for (json, field) in cases {
+            let error = SendMailRequest::from_json(json.as_bytes()).unwrap_err();
+            assert_eq!(error.field(), field, "{error}");
+            assert!(error.to_string().contains("more than"), "{error}");
+        }
+        let at_the_limit = format!(
+            r#"{{"attachments": [{}]}}"#,
+            entries("{}", MAX_ATTACHMENT_ENTRIES)
+        );
+        let request = SendMailRequest::from_json(at_the_limit.as_bytes()).unwrap();
+        assert_eq!(request.attachments.len(), MAX_ATTACHMENT_ENTRIES);
+    }
+
+    #[test]
+    fn debug_shows_no_secret_and_no_content() {
+        let json = br#"{"bk_app_code": "monitor", "bk_app_secret": "s3cret", "bk_token": "t0ken",
+            "title": "t", "content": "confidential body",
+            "attachments": [{"filename": "a.txt", "content": "c2VjcmV0"}]}"#;
+        let shown = format!("{:?}", SendMailRequest::from_json(json).unwrap());
+        for hidden in ["s3cret", "t0ken", "confidential", "c2VjcmV0"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+        assert!(
+            shown.contains("monitor") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert!(shown.contains("<17 bytes>"), "{shown}");
     }
 
     #[test]

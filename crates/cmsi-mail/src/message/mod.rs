@@ -8,11 +8,12 @@ use encodify::base64;
 use serde::Serialize;
 
 use crate::address::{
-    LineFault, Mailbox, is_atext, line_fault, split_address_list, split_username_list,
+    LineFault, Mailbox, is_atext, line_fault, looks_encoded, split_address_list,
+    split_username_list,
 };
 use crate::directory::UserDirectory;
 use crate::error::{AttachmentField, Error, Problem, RequestError};
-use crate::request::{AttachmentRequest, SendMailRequest};
+use crate::request::{AttachmentRequest, MAX_LIST_ENTRIES, SendMailRequest};
 use crate::sniff::sniff_image;
 use crate::transport::Envelope;
 
@@ -46,6 +47,10 @@ impl Default for Limits {
         }
     }
 }
+
+/// Longest address or username field, all its strings together: room for
+/// [`MAX_LIST_ENTRIES`] ordinary entries.
+const MAX_LIST_BYTES: usize = 1024 * 1024;
 
 /// Longest `type` of an attachment.
 const MAX_TYPE: usize = 255;
@@ -266,11 +271,43 @@ impl<'d> Validator<'d> {
         spec: Recipients<'_>,
         check: &mut UsernameCheck,
     ) -> Result<Vec<Mailbox>, Error> {
+        // Bounded before splitting, so that no field makes validation hold many
+        // times its size in entries (each a few words of memory).
+        for (field, texts) in [
+            (spec.field, spec.addresses),
+            (spec.username_field, spec.usernames),
+        ] {
+            let len: usize = texts.iter().map(String::len).sum();
+            if len > MAX_LIST_BYTES {
+                return Err(RequestError::new(
+                    field,
+                    Problem::TooLong {
+                        len,
+                        max: MAX_LIST_BYTES,
+                        unit: "octets",
+                    },
+                )
+                .into());
+            }
+        }
         let entries: Vec<&str> = spec
             .addresses
             .iter()
             .flat_map(|field| split_address_list(field))
             .collect();
+        let too_many = |field: &'static str, len: usize| {
+            RequestError::new(
+                field,
+                Problem::TooLong {
+                    len,
+                    max: MAX_LIST_ENTRIES,
+                    unit: "entries",
+                },
+            )
+        };
+        if entries.len() > MAX_LIST_ENTRIES {
+            return Err(too_many(spec.field, entries.len()).into());
+        }
         if !entries.is_empty() {
             return Ok(entries
                 .into_iter()
@@ -278,6 +315,14 @@ impl<'d> Validator<'d> {
                 .collect::<Result<_, _>>()?);
         }
 
+        let count = spec
+            .usernames
+            .iter()
+            .flat_map(|field| split_username_list(field))
+            .count();
+        if count > MAX_LIST_ENTRIES {
+            return Err(too_many(spec.username_field, count).into());
+        }
         let mut resolved = Vec::new();
         let mut unknown = Vec::new();
         for username in spec
@@ -460,6 +505,12 @@ fn header_problem(value: &str) -> Option<Problem> {
     })
 }
 
+/// The header rule for a value written as it is (not as encoded words): no line
+/// break, no NUL, and nothing a reader would decode as an encoded word.
+fn raw_header_problem(value: &str) -> Option<Problem> {
+    header_problem(value).or_else(|| looks_encoded(value).then_some(Problem::EncodedWord))
+}
+
 fn body_format(value: Option<&str>) -> Result<BodyFormat, RequestError> {
     match non_blank(value) {
         None => Ok(BodyFormat::Html),
@@ -608,6 +659,10 @@ fn content_type(
     if !given.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
         return Err(Problem::Type(given.to_owned()));
     }
+    // Parameters are written as given.
+    if let Some(problem) = raw_header_problem(given) {
+        return Err(problem);
+    }
     if given.eq_ignore_ascii_case("image") {
         let sniffed = sniff_image(&data.prefix(16));
         return Ok(sniffed.unwrap_or_else(|| {
@@ -665,7 +720,7 @@ fn explicit_content_id(given: &str) -> Result<String, Problem> {
         .strip_prefix('<')
         .and_then(|inner| inner.strip_suffix('>'))
         .unwrap_or(given);
-    if let Some(problem) = header_problem(id) {
+    if let Some(problem) = raw_header_problem(id) {
         return Err(problem);
     }
     if id.is_empty()
@@ -691,7 +746,8 @@ fn explicit_content_id(given: &str) -> Result<String, Problem> {
 fn default_content_id(filename: &str) -> String {
     let mut id = String::with_capacity(filename.len());
     for byte in filename.bytes() {
-        if is_content_id_char(byte) {
+        // `?` is escaped too, so that no `=?` (an encoded-word look-alike) is left.
+        if is_content_id_char(byte) && byte != b'?' {
             id.push(char::from(byte));
         } else {
             id.push_str(encodify::hex::PERCENT.encode_byte(byte));

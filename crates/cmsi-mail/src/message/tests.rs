@@ -537,6 +537,10 @@ fn attachment_types() {
         let error = attachment_error(json!({ "type": bad }));
         assert_eq!(error.field(), "attachments[1].type", "{bad}");
     }
+    let error =
+        attachment_error(json!({"type": "text/plain; x=\"=?utf-8?q?a=0D=0AX-Injected=3A_1?=\""}));
+    assert_eq!(error.field(), "attachments[1].type");
+    assert_eq!(error.problem(), &Problem::EncodedWord);
 }
 
 #[test]
@@ -593,6 +597,17 @@ fn content_ids() {
     }
     let error = attachment_error(json!({"content_id": "x\r\ny"}));
     assert_eq!(error.problem(), &Problem::LineBreak);
+    // Written as it is, so an encoded-word look-alike would be decoded by readers.
+    for look_alike in ["=?utf-8?q?c=0D=0AX-Injected=3A_1?=", "<a=?b>"] {
+        let error = attachment_error(json!({ "content_id": look_alike }));
+        assert_eq!(error.field(), "attachments[1].content_id");
+        assert_eq!(error.problem(), &Problem::EncodedWord, "{look_alike:?}");
+    }
+    // A default Content-ID never holds one either.
+    let list = attachments(json!([attachment(
+        json!({"filename": "=?utf-8?q?x?=.png"})
+    )]));
+    assert_eq!(list[0].content_id(), Some("=%3Futf-8%3Fq%3Fx%3F=.png"));
 }
 
 #[test]

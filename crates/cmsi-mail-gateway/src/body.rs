@@ -1,0 +1,150 @@
+//! Reading request bodies within bounds: a size limit per request, a budget of
+//! bytes over all requests, a stall timeout and a deadline.
+//!
+//! The budget is what keeps clients without credentials from making the
+//! server big: every byte of a body being read or held counts against it until
+//! the request is answered, whoever sent it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// A body read in full, and its share of the budget (given back on drop).
+#[derive(Debug)]
+pub(crate) struct ReadBody {
+    pub(crate) bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("the request body is larger than {0} bytes (max_body_bytes)")]
+    TooLarge(usize),
+    #[error("the request body stalled: no data for {} s (body_timeout_secs)", .0.as_secs())]
+    Stalled(Duration),
+    #[error("the request body did not arrive within {} s (request_timeout_secs)", .0.as_secs())]
+    Late(Duration),
+    #[error(
+        "the server is busy reading other requests (max_inflight_body_bytes); try again shortly"
+    )]
+    Busy,
+    #[error("cannot read the request body: {0}")]
+    Broken(String),
+}
+
+/// The limits and the shared budget.
+#[derive(Debug)]
+pub(crate) struct BodyReader {
+    max_body_bytes: usize,
+    budget: Arc<Semaphore>,
+    stall: Duration,
+    deadline: Duration,
+}
+
+impl BodyReader {
+    pub(crate) fn new(
+        max_body_bytes: usize,
+        max_inflight: usize,
+        stall: Duration,
+        deadline: Duration,
+    ) -> Self {
+        BodyReader {
+            max_body_bytes,
+            budget: Arc::new(Semaphore::new(max_inflight.min(Semaphore::MAX_PERMITS))),
+            stall,
+            deadline,
+        }
+    }
+
+    /// Reads `body` in full. A declared `Content-Length` is reserved from the
+    /// budget before anything is read; a chunked body reserves frame by frame.
+    pub(crate) async fn read(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<ReadBody, BodyError> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > self.max_body_bytes) {
+            return Err(BodyError::TooLarge(self.max_body_bytes));
+        }
+        let deadline = Instant::now() + self.deadline;
+        let mut reserved = self.reserve(None, declared.unwrap_or(0), deadline).await?;
+        let mut buffer = Vec::with_capacity(declared.unwrap_or(0));
+        let mut body = body;
+        loop {
+            let wait = self
+                .stall
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let frame = match tokio::time::timeout(wait, body.frame()).await {
+                Ok(Some(frame)) => frame.map_err(|error| BodyError::Broken(error.to_string()))?,
+                Ok(None) => break,
+                Err(_) if Instant::now() >= deadline => return Err(BodyError::Late(self.deadline)),
+                Err(_) => return Err(BodyError::Stalled(self.stall)),
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            let len = buffer.len() + data.len();
+            if len > self.max_body_bytes {
+                return Err(BodyError::TooLarge(self.max_body_bytes));
+            }
+            let have = held(&reserved);
+            if len > have {
+                // Chunked (or more than declared): grow by doubling, and hold
+                // in the budget exactly what the buffer takes.
+                let target = len.max(have * 2).min(self.max_body_bytes);
+                reserved = self.reserve(reserved, target - have, deadline).await?;
+                buffer.reserve_exact(target - buffer.len());
+            }
+            buffer.extend_from_slice(&data);
+        }
+        Ok(ReadBody {
+            bytes: Bytes::from(buffer),
+            _budget: reserved,
+        })
+    }
+
+    /// Adds `more` bytes to `held` from the budget, waiting at most the stall
+    /// timeout (a full budget means the server is busy, not that this client
+    /// is slow).
+    async fn reserve(
+        &self,
+        held: Option<OwnedSemaphorePermit>,
+        more: usize,
+        deadline: Instant,
+    ) -> Result<Option<OwnedSemaphorePermit>, BodyError> {
+        if more == 0 {
+            return Ok(held);
+        }
+        let more = u32::try_from(more).map_err(|_| BodyError::TooLarge(self.max_body_bytes))?;
+        let wait = self
+            .stall
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let acquired =
+            tokio::time::timeout(wait, Arc::clone(&self.budget).acquire_many_owned(more))
+                .await
+                .map_err(|_| BodyError::Busy)?
+                // The semaphore is never closed.
+                .map_err(|_| BodyError::Busy)?;
+        Ok(Some(match held {
+            Some(mut held) => {
+                held.merge(acquired);
+                held
+            }
+            None => acquired,
+        }))
+    }
+}
+
+fn held(permit: &Option<OwnedSemaphorePermit>) -> usize {
+    permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+}
