@@ -6,8 +6,9 @@
 //!   `cid:`, and a 1 MiB PDF named `季度报告.pdf`;
 //! - W3 large: a text body and one 20 MiB binary attachment.
 
-// Benchmark fixtures: a peer that cannot build its message is a broken benchmark.
-#![allow(clippy::expect_used)]
+// Benchmark fixtures: a peer that cannot build its message is a broken benchmark,
+// and megabytes of workload are not worth a Debug.
+#![allow(clippy::expect_used, missing_debug_implementations)]
 
 use encodify::base64::STANDARD as BASE64;
 use serde_json::json;

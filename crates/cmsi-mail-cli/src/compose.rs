@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use cmsi_mail::{ComposeOptions, Error, SendMailRequest, StaticDirectory, Validator};
+use cmsi_mail::{ComposeOptions, SendMailRequest, StaticDirectory, ValidationError, Validator};
 
 use crate::config::{load_users, parse_sender};
 use crate::{Outcome, read_input};
@@ -42,7 +42,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     };
     let validated = match Validator::new(sender, &directory).validate(request) {
         Ok(validated) => validated,
-        Err(Error::Request(error)) => return Ok(Outcome::BadRequest(error.to_string())),
+        Err(ValidationError::Request(error)) => return Ok(Outcome::BadRequest(error.to_string())),
         Err(error) => return Err(error.into()),
     };
     if !validated.username_check.invalid.is_empty() {

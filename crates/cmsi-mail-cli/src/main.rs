@@ -7,6 +7,7 @@ mod compose;
 mod config;
 mod send;
 mod serve;
+mod shutdown;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use cmsi_mail::{CODE_BAD_REQUEST, EsbResponse};
+use cmsi_mail::{Error, EsbResponse, SendMailRequest};
 
 use crate::config::DeliveryArgs;
 use crate::{Outcome, read_input};
@@ -20,15 +20,30 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut config = args.delivery.config()?;
     let mailer = args.delivery.mailer(&mut config).await?;
     let input = read_input(args.file.as_ref())?;
-    let response = mailer.send_json(&input).await;
+    let prepared = SendMailRequest::from_json(&input)
+        .map_err(Error::from)
+        .and_then(|request| mailer.prepare(request));
+    let (response, outcome) = match prepared {
+        Ok(prepared) => {
+            let result = mailer.deliver(&prepared).await;
+            (
+                prepared.response(&result),
+                exit_status(result.err().as_ref()),
+            )
+        }
+        Err(error) => (EsbResponse::error(&error), exit_status(Some(&error))),
+    };
     print_response(&response)?;
-    Ok(if response.result {
-        Outcome::Done
-    } else if response.code == CODE_BAD_REQUEST {
-        Outcome::Refused
-    } else {
-        Outcome::Failed
-    })
+    Ok(outcome)
+}
+
+/// 2 for a request the caller must change, 1 for a failed delivery.
+fn exit_status(error: Option<&Error>) -> Outcome {
+    match error {
+        None => Outcome::Done,
+        Some(Error::Request(_)) => Outcome::Refused,
+        Some(_) => Outcome::Failed,
+    }
 }
 
 fn print_response(response: &EsbResponse) -> anyhow::Result<()> {

@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use cmsi_mail_gateway::{AppRegistry, Gateway, serve, shutdown_signal};
+use cmsi_mail_gateway::{AppRegistry, Gateway, serve};
 
 use crate::Outcome;
 use crate::config::DeliveryArgs;
+use crate::shutdown::shutdown_signal;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {

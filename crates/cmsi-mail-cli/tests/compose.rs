@@ -1,11 +1,6 @@
 //! `cmsi-mail compose` as a user runs it: exit status, stderr, stdout.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

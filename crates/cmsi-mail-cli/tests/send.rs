@@ -1,11 +1,6 @@
 //! `cmsi-mail send` through each transport, against real servers.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use std::io::Write;
 use std::path::Path;

@@ -1,27 +1,4 @@
-//! A cmsi-mail [`Transport`] that drops each message into a directory: an
-//! `.eml` file and, beside it, the envelope as `.json`.
-//!
-//! Use it to hand mail to another program that watches a directory (a pickup
-//! folder), for local development, and as the default of `cmsi-mail send`.
-//!
-//! Every file is written to a temporary file in the same directory, synced, and
-//! renamed into place without replacing anything, so a reader never sees a
-//! partial file and no message overwrites another. The envelope is put in place
-//! first: when `NAME.eml` appears, `NAME.json` is already there.
-//!
-//! ```no_run
-//! # async fn example(message: cmsi_mail::Message<'_>) -> Result<(), cmsi_mail::TransportError> {
-//! use cmsi_mail::{ComposeOptions, Transport};
-//! use cmsi_mail_file::FileTransport;
-//!
-//! let transport = FileTransport::new("outbox");
-//! let receipt = transport
-//!     .send(&message.envelope(), &message.compose(&ComposeOptions::new()))
-//!     .await?;
-//! println!("written as {}", receipt.transport_id.unwrap_or_default());
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

@@ -1,26 +1,4 @@
-//! An HTTP server that speaks the BlueKing ESB `send_mail` API on top of
-//! cmsi-mail, so that existing BlueKing clients can point at it unchanged.
-//!
-//! Use [`Gateway::router`] to mount the API in your own axum application, or
-//! [`serve`] to run it (that is what `cmsi-mail serve` does).
-//!
-//! - Routes: `POST` and `GET` on `/api/c/compapi/cmsi/send_mail/` and
-//!   `/api/c/compapi/v2/cmsi/send_mail/` (with or without the final slash);
-//!   `GET /healthz`.
-//! - Bodies: JSON; `application/x-www-form-urlencoded` (list fields and
-//!   `attachments` as strings, as older SDKs send them); the query string for GET.
-//! - Authentication: `bk_app_code` + `bk_app_secret` checked against the
-//!   registered apps (constant-time), and `bk_token` or, for apps allowed to,
-//!   `bk_username`; from the `X-Bkapi-Authorization` header (wins) or the request.
-//! - Responses: the ESB envelope with a fresh `request_id` (also in the
-//!   `X-Request-Id` header), HTTP 200 for API errors, 413 for an oversize body.
-//! - Limits ([`ServerConfig`]): credentials are checked before any expensive
-//!   work, and only an authenticated request takes a delivery slot or has its
-//!   body parsed; bodies count against a shared byte budget and must keep
-//!   arriving; connections are bounded in number and in how long their headers
-//!   may take. Graceful shutdown lets every accepted request finish.
-//!
-//! Secrets and mail content never reach the logs.
+#![doc = include_str!("../README.md")]
 
 mod auth;
 mod body;
@@ -39,10 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use cmsi_mail::{
-    CODE_BACKEND_FAILED, CODE_BAD_REQUEST, Error, EsbResponse, Mailer, Prepared, Problem,
-    RequestError, SendMailRequest, Transport,
-};
+use cmsi_mail::{Error, EsbResponse, Mailer, Problem, RequestError, SendMailRequest, Transport};
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
@@ -90,67 +65,78 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// What one request came to, for the log line.
+/// What one request came to: the answer, and what the log line says of it.
 struct Outcome {
     status: StatusCode,
     response: EsbResponse,
     app_code: Option<String>,
     retry_after: Option<u64>,
+    /// Recipients the transport accepted.
+    recipients: usize,
+    /// Why it failed, in words that quote nothing the caller sent: the field
+    /// at fault or the kind of failure.
+    failure: Option<String>,
 }
 
 impl Outcome {
-    fn refused(status: StatusCode, code: &str, message: String) -> Self {
+    fn answer(status: StatusCode, response: EsbResponse, failure: &str) -> Self {
         Outcome {
             status,
-            response: EsbResponse::failure(code, message, json!({})),
+            response,
             app_code: None,
             retry_after: None,
+            recipients: 0,
+            failure: Some(failure.to_owned()),
         }
     }
 
     fn auth(error: &AuthError) -> Self {
-        Outcome::refused(StatusCode::OK, CODE_BAD_REQUEST, error.to_string())
+        Outcome::answer(
+            StatusCode::OK,
+            EsbResponse::refused(error.to_string()),
+            "authentication",
+        )
     }
 
-    fn request(error: RequestError, app_code: Option<String>) -> Self {
+    fn error(error: &Error, app_code: Option<String>) -> Self {
         Outcome {
             app_code,
-            ..Outcome::error(&Error::Request(error))
-        }
-    }
-
-    fn error(error: &Error) -> Self {
-        Outcome {
-            status: StatusCode::OK,
-            response: EsbResponse::error(error),
-            app_code: None,
-            retry_after: None,
+            ..Outcome::answer(StatusCode::OK, EsbResponse::error(error), &describe(error))
         }
     }
 
     fn body(error: &BodyError) -> Self {
-        let status = match error {
-            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyError::Stalled(_) | BodyError::Late(_) => StatusCode::REQUEST_TIMEOUT,
-            BodyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+        let (status, failure) = match error {
+            BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            BodyError::Stalled(_) => (StatusCode::REQUEST_TIMEOUT, "body stalled"),
+            BodyError::Late(_) => (StatusCode::REQUEST_TIMEOUT, "body late"),
+            BodyError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "body budget full"),
+            BodyError::Broken(_) => (StatusCode::BAD_REQUEST, "body broken"),
         };
-        let code = match error {
-            BodyError::Busy => CODE_BACKEND_FAILED,
-            _ => CODE_BAD_REQUEST,
+        let response = match error {
+            BodyError::Busy => EsbResponse::unavailable(error.to_string()),
+            _ => EsbResponse::refused(error.to_string()),
         };
         Outcome {
             retry_after: matches!(error, BodyError::Busy).then_some(1),
-            ..Outcome::refused(status, code, error.to_string())
+            ..Outcome::answer(status, response, failure)
         }
     }
 
     fn internal() -> Self {
-        Outcome::refused(
+        Outcome::answer(
             StatusCode::INTERNAL_SERVER_ERROR,
-            CODE_BACKEND_FAILED,
-            "internal error while processing the request".to_owned(),
+            EsbResponse::unavailable("internal error while processing the request"),
+            "internal",
         )
+    }
+}
+
+/// `field=receiver` or `kind=transient`: an error as the log may show it.
+fn describe(error: &Error) -> String {
+    match error.field() {
+        Some(field) => format!("field={field}"),
+        None => format!("kind={}", error.kind()),
     }
 }
 
@@ -307,7 +293,7 @@ impl Gateway {
                 match checked {
                     Some(Ok(Ok(app))) => app,
                     Some(Ok(Err(error))) => return Outcome::auth(&error),
-                    Some(Err(error)) => return Outcome::request(error, None),
+                    Some(Err(error)) => return Outcome::error(&Error::Request(error), None),
                     None => return Outcome::internal(),
                 }
             }
@@ -320,22 +306,23 @@ impl Gateway {
             gateway.mailer.prepare(request)
         })
         .await;
-        let response = match prepared {
-            Some(Ok(prepared)) => self.deliver(&prepared).await,
-            Some(Err(error)) => EsbResponse::error(&error),
+        let prepared = match prepared {
+            Some(Ok(prepared)) => prepared,
+            Some(Err(error)) => return Outcome::error(&error, Some(app)),
             None => return Outcome::internal(),
         };
         drop(body);
+        let result = self.mailer.deliver(&prepared).await;
         Outcome {
             status: StatusCode::OK,
-            response,
+            response: prepared.response(&result),
             app_code: Some(app),
             retry_after: None,
+            recipients: result
+                .as_ref()
+                .map_or(0, |sent| sent.receipt.accepted.len()),
+            failure: result.as_ref().err().map(describe),
         }
-    }
-
-    async fn deliver(&self, prepared: &Prepared) -> EsbResponse {
-        self.mailer.respond_prepared(prepared).await
     }
 }
 
@@ -393,12 +380,6 @@ async fn send_mail(
     let request_id = new_request_id();
     let outcome = gateway.handle(&method, &headers, &uri, body).await;
     let retry_after = outcome.retry_after;
-    let recipients = outcome
-        .response
-        .data
-        .get("accepted")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
     tracing::info!(
         request_id = %request_id,
         method = %method,
@@ -407,22 +388,12 @@ async fn send_mail(
         status = outcome.status.as_u16(),
         code = %outcome.response.code,
         result = outcome.response.result,
-        recipients,
+        recipients = outcome.recipients,
         duration_ms = started.elapsed().as_millis() as u64,
         "send_mail"
     );
-    if !outcome.response.result {
-        // The field and kind only: the message may quote addresses or headers.
-        let detail = |key: &str| {
-            outcome
-                .response
-                .data
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("-")
-                .to_owned()
-        };
-        tracing::debug!(request_id = %request_id, field = %detail("field"), kind = %detail("kind"), "send_mail refused");
+    if let Some(failure) = &outcome.failure {
+        tracing::debug!(request_id = %request_id, failure = %failure, "send_mail refused");
     }
     let mut reply = respond(
         outcome.status,
@@ -465,7 +436,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 /// An HTTP-level refusal, in the ESB envelope all the same.
 fn refuse(status: StatusCode, message: String) -> Response {
     let request_id = new_request_id();
-    let response = EsbResponse::failure(CODE_BAD_REQUEST, message, json!({}));
+    let response = EsbResponse::refused(message);
     respond(status, response.with_request_id(&request_id), &request_id)
 }
 
@@ -481,27 +452,4 @@ pub async fn serve(
     let served = server::run(listener, Arc::clone(&gateway).router(), limits, shutdown).await;
     gateway.close().await;
     served
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing the requests in progress");
 }

@@ -1,11 +1,6 @@
 //! The gateway over real HTTP on 127.0.0.1, delivering into a real directory.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

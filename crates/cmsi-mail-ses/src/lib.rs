@@ -1,34 +1,4 @@
-//! A cmsi-mail [`Transport`] that delivers through Amazon SES v2 (`SendEmail`
-//! with raw content: SES sends our bytes as they are).
-//!
-//! Use it when your mail goes out through SES. The client is injected
-//! ([`SesTransport::new`]) or built from the standard AWS configuration
-//! (environment, profile, instance role) with the overrides of
-//! [`SesSettings`] ([`SesTransport::from_settings`]).
-//!
-//! Throttling and 5xx answers are retried here (3 attempts by default, with
-//! backoff) and then reported as transient; a timeout or a lost connection is
-//! reported as transient without a retry, because SES may have taken the
-//! message (the SDK's own retries are off for that reason). A rejected
-//! message, an unverified sender or a paused account are permanent. A message
-//! over the raw size limit, or with more than 50 recipients, is refused before
-//! any call.
-//!
-//! The SDK is built with rustls on ring and without the default HTTPS client,
-//! so the whole workspace keeps one TLS stack.
-//!
-//! ```no_run
-//! # async fn example() -> Result<(), cmsi_mail::TransportError> {
-//! use cmsi_mail_ses::{SesSettings, SesTransport};
-//!
-//! let transport = SesTransport::from_settings(&SesSettings {
-//!     region: Some("us-east-1".into()),
-//!     ..SesSettings::default()
-//! })
-//! .await?;
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 
 use std::time::Duration;
 
@@ -43,7 +13,9 @@ use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-use cmsi_mail::{Composed, Envelope, Receipt, Transport, TransportError, TransportErrorKind};
+use cmsi_mail::{
+    Composed, Envelope, Receipt, RetryPolicy, Transport, TransportError, TransportErrorKind,
+};
 use serde::Deserialize;
 
 /// Largest raw message SES v2 accepts: 40 MB, headers and encoded
@@ -79,8 +51,7 @@ pub const MAX_RECIPIENTS: usize = 50;
 pub struct SesTransport {
     client: Client,
     configuration_set: Option<String>,
-    max_attempts: u32,
-    backoff: Duration,
+    retry: RetryPolicy,
 }
 
 impl SesTransport {
@@ -99,24 +70,26 @@ impl SesTransport {
         SesTransport {
             client: Client::from_conf(config),
             configuration_set: None,
-            max_attempts: 3,
-            backoff: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
         }
     }
 
     /// Attempts per message, the first included (default 3).
+    #[must_use]
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
+        self.retry = self.retry.with_max_attempts(attempts);
         self
     }
 
     /// The first retry delay (default 500 ms; it doubles per attempt).
+    #[must_use]
     pub fn with_backoff(mut self, first: Duration) -> Self {
-        self.backoff = first;
+        self.retry = self.retry.with_first_delay(first);
         self
     }
 
     /// Sends with an SES configuration set.
+    #[must_use]
     pub fn with_configuration_set(mut self, name: impl Into<String>) -> Self {
         self.configuration_set = Some(name.into());
         self
@@ -219,8 +192,8 @@ impl Transport for SesTransport {
                 .await;
             match sent {
                 Ok(output) => break output,
-                Err(error) if not_taken(&error) && attempt < self.max_attempts => {
-                    let delay = self.backoff.saturating_mul(1 << (attempt - 1).min(6));
+                Err(error) if not_taken(&error) && self.retry.delay_after(attempt).is_some() => {
+                    let delay = self.retry.delay_after(attempt).unwrap_or_default();
                     tracing::info!(
                         attempt,
                         delay_ms = delay.as_millis() as u64,

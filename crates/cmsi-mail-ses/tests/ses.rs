@@ -1,11 +1,6 @@
 //! The SES transport against moto's server on 127.0.0.1.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
 use cmsi_mail::{Composed, Envelope, Transport, TransportErrorKind};

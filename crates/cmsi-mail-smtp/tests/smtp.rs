@@ -1,12 +1,7 @@
 //! The SMTP transport against a real server: aiosmtpd with STARTTLS and AUTH,
 //! started for each test on 127.0.0.1.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use std::time::{Duration, Instant};
 

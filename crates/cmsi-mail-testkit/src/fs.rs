@@ -28,9 +28,11 @@ pub struct ReadOnlyDir {
 }
 
 impl ReadOnlyDir {
-    /// Creates the directory.
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir_in(crate::workspace_root().join("target")).expect("tempdir");
+    /// Creates the directory inside `base`, which must be on a file system
+    /// that knows `chattr +i` (ext4, xfs, btrfs; not tmpfs): pass
+    /// `env!("CARGO_TARGET_TMPDIR")`, which Cargo makes wherever its output goes.
+    pub fn new_in(base: &Path) -> Self {
+        let dir = tempfile::tempdir_in(base).expect("tempdir");
         let path = dir.path().to_str().expect("utf-8 path").to_owned();
         let immutable = is_root();
         let locked = if immutable {
@@ -40,7 +42,7 @@ impl ReadOnlyDir {
         };
         assert!(
             locked,
-            "cannot make {path} read-only (chattr +i / chmod 555)"
+            "cannot make {path} read-only (chattr +i / chmod 555): is it on tmpfs?"
         );
         ReadOnlyDir { dir, immutable }
     }
@@ -48,12 +50,6 @@ impl ReadOnlyDir {
     /// Its path.
     pub fn path(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-impl Default for ReadOnlyDir {
-    fn default() -> Self {
-        ReadOnlyDir::new()
     }
 }
 

@@ -2,8 +2,10 @@
 //! output with parsers we did not write, and real servers on 127.0.0.1.
 //!
 //! Test code: a helper that cannot do its job panics with a message that says
-//! what to install or run.
+//! what to install or run. Its types are handles to servers and directories,
+//! not values worth printing.
 #![allow(
+    missing_debug_implementations,
     clippy::panic,
     clippy::expect_used,
     clippy::unwrap_used,

@@ -61,8 +61,10 @@ impl StaticDirectory {
         StaticDirectory::default()
     }
 
-    /// Reads the `[users]` table of a TOML document; other tables are ignored, so
+    /// Reads the `[users]` table of a TOML document (feature `toml`, on by
+    /// default); other tables are ignored, so
     /// the same file can hold the rest of the configuration.
+    #[cfg(feature = "toml")]
     pub fn from_toml(text: &str) -> Result<Self, LoadError> {
         #[derive(Deserialize)]
         struct File {
@@ -90,6 +92,7 @@ impl StaticDirectory {
 }
 
 /// A users file that cannot be read as a directory.
+#[cfg(feature = "toml")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("users file: {0}")]
 pub struct LoadError(String);
@@ -137,7 +140,7 @@ impl<'de> Deserialize<'de> for StaticDirectory {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "toml"))]
 mod tests {
     use super::*;
 

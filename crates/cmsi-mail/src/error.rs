@@ -1,43 +1,8 @@
-//! Errors of the core, and their one mapping to the ESB response codes.
+//! What can be wrong with a request: the field, and the problem with it.
 
 use std::fmt;
 
 use crate::address::AddressError;
-use crate::directory::DirectoryError;
-use crate::transport::TransportError;
-
-/// ESB code for a successful call.
-pub const CODE_OK: &str = "00";
-/// ESB code for a bad request or failed authentication.
-pub const CODE_BAD_REQUEST: &str = "1306000";
-/// ESB code for a failure behind the component: delivery or the user directory.
-pub const CODE_BACKEND_FAILED: &str = "1306201";
-
-/// Anything that stops a `send_mail` request from becoming a delivered message.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The request itself is wrong; the caller must change it.
-    #[error(transparent)]
-    Request(#[from] RequestError),
-    /// The user directory could not answer.
-    #[error("user directory: {0}")]
-    Directory(#[from] DirectoryError),
-    /// The transport did not deliver the message.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-}
-
-impl Error {
-    /// The ESB response code for this error (SPEC §4). This is the only place that
-    /// maps errors to codes.
-    pub fn esb_code(&self) -> &'static str {
-        match self {
-            Error::Request(_) => CODE_BAD_REQUEST,
-            Error::Directory(_) | Error::Transport(_) => CODE_BACKEND_FAILED,
-        }
-    }
-}
 
 /// A request field that breaks a rule: which field, and what is wrong with it.
 ///

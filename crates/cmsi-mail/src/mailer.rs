@@ -3,16 +3,13 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-
-use crate::address::Mailbox;
+use crate::address::{Envelope, Mailbox};
 use crate::compose::{ComposeOptions, Composed};
 use crate::directory::{StaticDirectory, UserDirectory};
-use crate::error::{CODE_OK, Error, Problem};
-use crate::message::{Limits, UsernameCheck, Validator};
+use crate::esb::{Error, EsbResponse};
 use crate::request::SendMailRequest;
-use crate::transport::{Envelope, Receipt, Transport, TransportErrorKind};
+use crate::transport::{Receipt, Transport};
+use crate::validate::{Limits, UsernameCheck, Validator};
 
 /// Validates, composes and sends `send_mail` requests through one transport.
 pub struct Mailer<T> {
@@ -21,6 +18,17 @@ pub struct Mailer<T> {
     directory: Arc<dyn UserDirectory>,
     limits: Limits,
     compose: ComposeOptions,
+}
+
+/// The transport is not shown (a `dyn Transport` need not be `Debug`).
+impl<T> std::fmt::Debug for Mailer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("sender", &self.sender)
+            .field("limits", &self.limits)
+            .field("compose", &self.compose)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A delivered request.
@@ -46,12 +54,14 @@ impl<T: Transport> Mailer<T> {
     }
 
     /// Resolves `receiver__username` and `cc__username` through `directory`.
+    #[must_use]
     pub fn with_directory(mut self, directory: Arc<dyn UserDirectory>) -> Self {
         self.directory = directory;
         self
     }
 
     /// Replaces the request limits.
+    #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -59,6 +69,7 @@ impl<T: Transport> Mailer<T> {
 
     /// Stamps every message with these options (a fixed seed and date make
     /// output reproducible in tests).
+    #[must_use]
     pub fn with_compose_options(mut self, options: ComposeOptions) -> Self {
         self.compose = options;
         self
@@ -80,24 +91,8 @@ impl<T: Transport> Mailer<T> {
     /// not resolve are reported whether or not delivery succeeded.
     pub async fn respond(&self, request: SendMailRequest<'_>) -> EsbResponse {
         match self.prepare(request) {
-            Ok(prepared) => self.respond_prepared(&prepared).await,
+            Ok(prepared) => prepared.response(&self.deliver(&prepared).await),
             Err(error) => EsbResponse::error(&error),
-        }
-    }
-
-    /// Sends a prepared message and answers as the ESB does.
-    pub async fn respond_prepared(&self, prepared: &Prepared) -> EsbResponse {
-        match self.deliver(prepared).await {
-            Ok(sent) => EsbResponse::ok(&sent),
-            Err(error) => EsbResponse::error(&error).with_username_check(&prepared.username_check),
-        }
-    }
-
-    /// Reads a JSON request, sends it, and answers as the ESB does.
-    pub async fn send_json(&self, json: &[u8]) -> EsbResponse {
-        match SendMailRequest::from_json(json) {
-            Ok(request) => self.respond(request).await,
-            Err(error) => EsbResponse::error(&error.into()),
         }
     }
 
@@ -142,105 +137,10 @@ pub struct Prepared {
     pub username_check: UsernameCheck,
 }
 
-/// The ESB response envelope (SPEC §4):
-/// `{"result": true, "code": "00", "message": "OK", "data": {...}, "request_id": "..."}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EsbResponse {
-    /// Whether the mail was sent.
-    pub result: bool,
-    /// `"00"`, `"1306000"` (bad request) or `"1306201"` (delivery failed).
-    pub code: String,
-    /// `OK`, or what went wrong.
-    pub message: String,
-    /// Details: `message_id` and recipients on success; the field at fault,
-    /// the failure kind and `username_check` on failure.
-    pub data: Value,
-    /// Set by the gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
-
-impl EsbResponse {
-    /// The response for a sent mail.
-    pub fn ok(sent: &Sent) -> Self {
-        let mut data = Map::new();
-        data.insert(
-            "message_id".into(),
-            json!(format!("<{}>", sent.receipt.message_id)),
-        );
-        data.insert("accepted".into(), json!(sent.receipt.accepted));
-        if !sent.receipt.rejected.is_empty() {
-            data.insert("rejected".into(), json!(sent.receipt.rejected));
-        }
-        if let Some(id) = &sent.receipt.transport_id {
-            data.insert("transport_id".into(), json!(id));
-        }
-        EsbResponse {
-            result: true,
-            code: CODE_OK.to_owned(),
-            message: "OK".to_owned(),
-            data: Value::Object(data),
-            request_id: None,
-        }
-        .with_username_check(&sent.username_check)
-    }
-
-    /// The response for a failed request.
-    pub fn error(error: &Error) -> Self {
-        let data = match error {
-            Error::Request(request) => {
-                let mut data = Map::new();
-                data.insert("field".into(), json!(request.field()));
-                if let Problem::UnknownUsernames(names) = request.problem() {
-                    data.insert("username_check".into(), json!({ "invalid": names }));
-                }
-                Value::Object(data)
-            }
-            Error::Directory(_) => json!({ "kind": "directory" }),
-            Error::Transport(transport) => json!({
-                "kind": match transport.kind() {
-                    TransportErrorKind::Transient => "transient",
-                    TransportErrorKind::Permanent => "permanent",
-                    TransportErrorKind::Configuration => "configuration",
-                    TransportErrorKind::Io => "io",
-                }
-            }),
-        };
-        EsbResponse::failure(error.esb_code(), error.to_string(), data)
-    }
-
-    /// A failure with a code and message of the caller's choosing (the gateway
-    /// uses it for authentication).
-    pub fn failure(code: &str, message: impl Into<String>, data: Value) -> Self {
-        EsbResponse {
-            result: false,
-            code: code.to_owned(),
-            message: message.into(),
-            data,
-            request_id: None,
-        }
-    }
-
-    /// The response for an outcome.
-    pub fn from_result(result: &Result<Sent, Error>) -> Self {
-        match result {
-            Ok(sent) => EsbResponse::ok(sent),
-            Err(error) => EsbResponse::error(error),
-        }
-    }
-
-    /// Adds `username_check` to `data` when some usernames did not resolve
-    /// (and `data` does not carry one already).
-    pub fn with_username_check(mut self, check: &UsernameCheck) -> Self {
-        if let (false, Value::Object(data)) = (check.invalid.is_empty(), &mut self.data) {
-            data.entry("username_check").or_insert_with(|| json!(check));
-        }
-        self
-    }
-
-    /// Sets the request id.
-    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
-        self.request_id = Some(request_id.into());
-        self
+impl Prepared {
+    /// The ESB response for delivering this message with `result`: the
+    /// usernames that did not resolve are reported whether or not it was sent.
+    pub fn response(&self, result: &Result<Sent, Error>) -> EsbResponse {
+        EsbResponse::from_result(result).with_username_check(&self.username_check)
     }
 }

@@ -1,13 +1,8 @@
 //! Golden files: requests composed in deterministic mode must give exactly the
 //! bytes stored beside them. After an intended change of output, run with
 //! `CMSI_MAIL_BLESS=1` to rewrite the `.eml` files, and read the diff.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,13 +1,8 @@
 //! Arbitrary titles, names, filenames and contents: validation never panics, and
 //! whatever it accepts composes into a message that keeps the wire rules and
 //! reads back (mail-parser) exactly as sent.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use cmsi_mail::{ComposeOptions, Mailbox, SendMailRequest, StaticDirectory, Validator};
 use cmsi_mail_testkit::oracle::{parse, wire_violations};

@@ -1,12 +1,7 @@
 //! Compose, then read back with parsers we did not write (mail-parser in Rust,
 //! Python's `email` with policy.default) and check every byte-level rule.
-// Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
+#![cfg(test)]
 
 use cmsi_mail::{
     ComposeOptions, Composed, Mailbox, Message, SendMailRequest, StaticDirectory, Validator,

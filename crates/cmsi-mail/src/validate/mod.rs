@@ -1,21 +1,26 @@
-//! Validation: a [`SendMailRequest`] becomes a [`Message`] in which every address
-//! is parsed and every header value checked.
+//! Validation, step 2 of the flow: a [`SendMailRequest`] becomes a [`Message`]
+//! in which every address is parsed and every header value checked, or a
+//! [`ValidationError`] that says what is wrong.
+
+mod base64;
+mod content_type;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use encodify::base64;
 use serde::Serialize;
 
 use crate::address::{
     LineFault, Mailbox, is_atext, line_fault, looks_encoded, split_address_list,
     split_username_list,
 };
-use crate::directory::UserDirectory;
-use crate::error::{AttachmentField, Error, Problem, RequestError};
+use crate::directory::{DirectoryError, UserDirectory};
+use crate::error::{AttachmentField, Problem, RequestError};
+use crate::message::{Attachment, Body, BodyFormat, Disposition, Message};
 use crate::request::{AttachmentRequest, MAX_LIST_ENTRIES, SendMailRequest};
-use crate::sniff::sniff_image;
-use crate::transport::Envelope;
+
+use self::base64::{attachment_data, decode_base64};
+use self::content_type::content_type;
 
 /// Bounds on what one request may ask for.
 ///
@@ -52,11 +57,21 @@ impl Default for Limits {
 /// [`MAX_LIST_ENTRIES`] ordinary entries.
 const MAX_LIST_BYTES: usize = 1024 * 1024;
 
-/// Longest `type` of an attachment.
-const MAX_TYPE: usize = 255;
-
 /// Longest Content-ID, so that its header line stays far below 998 octets.
 const MAX_CONTENT_ID: usize = 900;
+
+/// Why a request did not become a message: the request breaks a rule, or the
+/// user directory could not answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The request itself is wrong; the caller must change it.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The user directory could not answer.
+    #[error("user directory: {0}")]
+    Directory(#[from] DirectoryError),
+}
 
 /// Turns requests into messages: checks every rule of the API, resolves
 /// usernames through a [`UserDirectory`], and fills in the defaults.
@@ -83,60 +98,14 @@ pub struct UsernameCheck {
     pub invalid: Vec<String>,
 }
 
-/// A validated message: nothing in it is an unchecked string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message<'a> {
-    pub(crate) sender: Mailbox,
-    pub(crate) to: Vec<Mailbox>,
-    pub(crate) cc: Vec<Mailbox>,
-    pub(crate) subject: String,
-    pub(crate) body: Body<'a>,
-    pub(crate) attachments: Vec<Attachment<'a>>,
-}
-
-/// The body text and how it is meant to be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Body<'a> {
-    pub(crate) format: BodyFormat,
-    pub(crate) text: Cow<'a, str>,
-}
-
-/// `body_format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// `text/html` (the default).
-    Html,
-    /// `text/plain`.
-    Text,
-}
-
-/// Whether a part is shown in the body or offered as a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Shown in the body; an HTML body refers to it by `cid:`.
-    Inline,
-    /// Offered as a file.
-    Attachment,
-}
-
-/// A validated attachment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attachment<'a> {
-    pub(crate) filename: String,
-    pub(crate) content_type: mime::Mime,
-    pub(crate) disposition: Disposition,
-    pub(crate) content_id: Option<String>,
-    pub(crate) data: Data<'a>,
-}
-
-/// Attachment bytes: kept as the canonical base64 the request gave (written out
-/// re-wrapped, never decoded), or as bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Data<'a> {
-    /// Canonical standard base64 without white space; `len` is the decoded length.
-    Base64 { text: Cow<'a, str>, len: usize },
-    /// Raw bytes.
-    Bytes(Vec<u8>),
+/// The directory is not shown (a `dyn UserDirectory` need not be `Debug`).
+impl std::fmt::Debug for Validator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("default_sender", &self.default_sender)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'d> Validator<'d> {
@@ -151,6 +120,7 @@ impl<'d> Validator<'d> {
     }
 
     /// Replaces the limits.
+    #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -163,7 +133,10 @@ impl<'d> Validator<'d> {
 
     /// Checks every rule of the API and builds the message. Nothing is sent or
     /// written; the first broken rule is returned, naming its field.
-    pub fn validate<'a>(&self, request: SendMailRequest<'a>) -> Result<Validated<'a>, Error> {
+    pub fn validate<'a>(
+        &self,
+        request: SendMailRequest<'a>,
+    ) -> Result<Validated<'a>, ValidationError> {
         let subject = self.title(request.title)?;
         let format = body_format(request.body_format.as_deref())?;
         let text = body_text(request.content, request.is_content_base64.unwrap_or(false))?;
@@ -270,7 +243,7 @@ impl<'d> Validator<'d> {
         &self,
         spec: Recipients<'_>,
         check: &mut UsernameCheck,
-    ) -> Result<Vec<Mailbox>, Error> {
+    ) -> Result<Vec<Mailbox>, ValidationError> {
         // Bounded before splitting, so that no field makes validation hold many
         // times its size in entries (each a few words of memory).
         for (field, texts) in [
@@ -543,172 +516,6 @@ fn body_text(content: Option<Cow<'_, str>>, base64: bool) -> Result<Cow<'_, str>
     Ok(text)
 }
 
-fn has_white_space(text: &str) -> bool {
-    text.bytes().any(|byte| byte.is_ascii_whitespace())
-}
-
-/// Decodes standard base64, tolerating line breaks and other white space.
-pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, Problem> {
-    let stripped: Cow<'_, str> = if has_white_space(text) {
-        Cow::Owned(text.split_ascii_whitespace().collect())
-    } else {
-        Cow::Borrowed(text)
-    };
-    base64::STANDARD
-        .decode(stripped.as_bytes())
-        .map_err(|error| base64_problem(error, stripped.as_bytes()))
-}
-
-fn base64_problem(error: encodify::Error, input: &[u8]) -> Problem {
-    let detail = match error {
-        encodify::Error::InvalidByte { offset, byte } => {
-            format!("character {:?} at offset {offset}", char::from(byte))
-        }
-        encodify::Error::InvalidPadding { offset } if offset < input.len() => {
-            format!("misplaced '=' at offset {offset}")
-        }
-        encodify::Error::Truncated { .. } | encodify::Error::InvalidPadding { .. } => format!(
-            "its length without white space ({}) is not a multiple of 4",
-            input.len()
-        ),
-        encodify::Error::NonCanonical { .. } => {
-            "the last character has bits set that encode nothing".to_owned()
-        }
-        other => format!("{other:?}"),
-    };
-    Problem::Base64(detail)
-}
-
-/// Attachment content: canonical base64 is kept as text (the fast path writes
-/// it re-wrapped, never decoded); base64 with line breaks or other white space
-/// is decoded.
-fn attachment_data(content: Cow<'_, str>) -> Result<Data<'_>, Problem> {
-    // Validating first costs nothing extra in the common case and spares a
-    // byte-by-byte search for white space in a large attachment.
-    match validate_base64(content.as_bytes()) {
-        Ok(len) => Ok(Data::Base64 { text: content, len }),
-        Err(_) if has_white_space(&content) => decode_base64(&content).map(Data::Bytes),
-        Err(problem) => Err(problem),
-    }
-}
-
-/// Checks that `text` is canonical standard base64 and returns its decoded length,
-/// decoding in pieces small enough to stay in cache and never keeping the bytes.
-fn validate_base64(text: &[u8]) -> Result<usize, Problem> {
-    const PIECE: usize = 64 * 1024;
-    let mut scratch = Vec::with_capacity(PIECE / 4 * 3);
-    let mut len = 0;
-    let pieces = text.len().div_ceil(PIECE);
-    for (index, piece) in text.chunks(PIECE).enumerate() {
-        scratch.clear();
-        let decoded = base64::STANDARD
-            .decode_append(piece, &mut scratch)
-            .map_err(|error| base64_problem(error.shifted_by(index * PIECE), text))?;
-        // Each piece decodes on its own, so padding that ends a piece would
-        // pass: only the last piece may end in `=`.
-        if index + 1 < pieces && decoded != piece.len() / 4 * 3 {
-            let at = memchr::memchr(b'=', piece).unwrap_or(0) + index * PIECE;
-            return Err(Problem::Base64(format!("misplaced '=' at offset {at}")));
-        }
-        len += decoded;
-    }
-    Ok(len)
-}
-
-trait ShiftOffset {
-    fn shifted_by(self, by: usize) -> Self;
-}
-
-impl ShiftOffset for encodify::Error {
-    fn shifted_by(self, by: usize) -> Self {
-        match self {
-            encodify::Error::InvalidByte { offset, byte } => encodify::Error::InvalidByte {
-                offset: offset + by,
-                byte,
-            },
-            encodify::Error::InvalidPadding { offset } => encodify::Error::InvalidPadding {
-                offset: offset + by,
-            },
-            other => other,
-        }
-    }
-}
-
-/// The MIME type of an attachment: from `type` (suffix, `image`, or a MIME
-/// type), else from the filename's suffix, else `application/octet-stream`.
-fn content_type(
-    given: Option<&str>,
-    filename: &str,
-    data: &Data<'_>,
-) -> Result<mime::Mime, Problem> {
-    let by_name = || suffix_type(filename.rsplit_once('.').map(|(_, suffix)| suffix));
-    let Some(given) = given else {
-        return Ok(by_name());
-    };
-    // RFC 6838 caps type and subtype at 127 characters each; parameters come
-    // on top. Longer values would also break the 998-octet line limit.
-    if given.len() > MAX_TYPE {
-        return Err(Problem::TooLong {
-            len: given.len(),
-            max: MAX_TYPE,
-            unit: "characters",
-        });
-    }
-    // Printable ASCII only: mime accepts other bytes in quoted parameters, and
-    // they would break 7-bit output.
-    if !given.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
-        return Err(Problem::Type(given.to_owned()));
-    }
-    // Parameters are written as given.
-    if let Some(problem) = raw_header_problem(given) {
-        return Err(problem);
-    }
-    if given.eq_ignore_ascii_case("image") {
-        let sniffed = sniff_image(&data.prefix(16));
-        return Ok(sniffed.unwrap_or_else(|| {
-            let named = by_name();
-            if named.type_() == mime::IMAGE {
-                named
-            } else {
-                mime::APPLICATION_OCTET_STREAM
-            }
-        }));
-    }
-    if given.contains('/') {
-        let parsed: mime::Mime = given.parse().map_err(|_| Problem::Type(given.to_owned()))?;
-        if parsed.type_() == mime::MULTIPART || parsed.type_() == mime::MESSAGE {
-            // RFC 2046 forbids base64 for these; attachments are always base64.
-            return Err(Problem::NotOneOf {
-                value: given.to_owned(),
-                expected: "a leaf type (multipart/* and message/* cannot be attached)",
-            });
-        }
-        return Ok(parsed);
-    }
-    let suffix = given.trim_start_matches('.');
-    if suffix.is_empty()
-        || !suffix
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'+' | b'_'))
-    {
-        return Err(Problem::Type(given.to_owned()));
-    }
-    Ok(suffix_type(Some(suffix)))
-}
-
-fn suffix_type(suffix: Option<&str>) -> mime::Mime {
-    let guessed = suffix.and_then(|suffix| mime_guess::from_ext(suffix).first());
-    match guessed {
-        // An .eml file is message/rfc822, which may not be base64 (RFC 2046
-        // §5.2.1); it travels as an opaque file and keeps its name.
-        Some(found) if found.type_() == mime::MULTIPART || found.type_() == mime::MESSAGE => {
-            mime::APPLICATION_OCTET_STREAM
-        }
-        Some(found) => found,
-        None => mime::APPLICATION_OCTET_STREAM,
-    }
-}
-
 /// What a default Content-ID holds unescaped: RFC 5322 `atext` and `.` and
 /// `@`, but not `%`, which escapes everything else.
 fn is_content_id_char(byte: u8) -> bool {
@@ -769,145 +576,6 @@ fn dedupe(to: Vec<Mailbox>, cc: Vec<Mailbox>) -> (Vec<Mailbox>, Vec<Mailbox>) {
         .filter(|mailbox| seen.insert(mailbox.dedupe_key()))
         .collect();
     (to, cc)
-}
-
-impl<'a> Message<'a> {
-    /// The From mailbox.
-    pub fn sender(&self) -> &Mailbox {
-        &self.sender
-    }
-
-    /// The To mailboxes; never empty.
-    pub fn to(&self) -> &[Mailbox] {
-        &self.to
-    }
-
-    /// The Cc mailboxes.
-    pub fn cc(&self) -> &[Mailbox] {
-        &self.cc
-    }
-
-    /// The subject.
-    pub fn subject(&self) -> &str {
-        &self.subject
-    }
-
-    /// The body text, decoded if it came as base64.
-    pub fn body(&self) -> &str {
-        &self.body.text
-    }
-
-    /// How the body is meant to be read.
-    pub fn body_format(&self) -> BodyFormat {
-        self.body.format
-    }
-
-    /// The attachments, in request order.
-    pub fn attachments(&self) -> &[Attachment<'a>] {
-        &self.attachments
-    }
-
-    /// The SMTP envelope: MAIL FROM the sender, RCPT TO every To and Cc address.
-    pub fn envelope(&self) -> Envelope {
-        Envelope::of_message(&self.sender, self.to.iter().chain(&self.cc))
-    }
-
-    /// Detaches the message from the request buffer it borrows from.
-    pub fn into_owned(self) -> Message<'static> {
-        Message {
-            sender: self.sender,
-            to: self.to,
-            cc: self.cc,
-            subject: self.subject,
-            body: Body {
-                format: self.body.format,
-                text: Cow::Owned(self.body.text.into_owned()),
-            },
-            attachments: self
-                .attachments
-                .into_iter()
-                .map(Attachment::into_owned)
-                .collect(),
-        }
-    }
-}
-
-impl<'a> Attachment<'a> {
-    /// The file name shown to the reader.
-    pub fn filename(&self) -> &str {
-        &self.filename
-    }
-
-    /// The MIME type.
-    pub fn content_type(&self) -> &mime::Mime {
-        &self.content_type
-    }
-
-    /// Inline or attachment.
-    pub fn disposition(&self) -> Disposition {
-        self.disposition
-    }
-
-    /// The Content-ID without angle brackets; always present on inline parts.
-    pub fn content_id(&self) -> Option<&str> {
-        self.content_id.as_deref()
-    }
-
-    /// Size of the file in octets.
-    pub fn len(&self) -> usize {
-        match &self.data {
-            Data::Base64 { len, .. } => *len,
-            Data::Bytes(bytes) => bytes.len(),
-        }
-    }
-
-    /// Whether the file is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The file's bytes (decoded on each call when the request gave base64).
-    pub fn bytes(&self) -> Cow<'_, [u8]> {
-        match &self.data {
-            Data::Base64 { text, .. } => {
-                Cow::Owned(base64::STANDARD.decode(text.as_bytes()).unwrap_or_default())
-            }
-            Data::Bytes(bytes) => Cow::Borrowed(bytes),
-        }
-    }
-
-    fn into_owned(self) -> Attachment<'static> {
-        Attachment {
-            filename: self.filename,
-            content_type: self.content_type,
-            disposition: self.disposition,
-            content_id: self.content_id,
-            data: match self.data {
-                Data::Base64 { text, len } => Data::Base64 {
-                    text: Cow::Owned(text.into_owned()),
-                    len,
-                },
-                Data::Bytes(bytes) => Data::Bytes(bytes),
-            },
-        }
-    }
-}
-
-impl Data<'_> {
-    /// The first `n` bytes (fewer if the file is shorter), decoding only what
-    /// that takes.
-    pub(crate) fn prefix(&self, n: usize) -> Cow<'_, [u8]> {
-        match self {
-            Data::Base64 { text, .. } => {
-                let symbols = n.div_ceil(3) * 4;
-                let head = text.as_bytes().get(..symbols).unwrap_or(text.as_bytes());
-                let mut bytes = base64::STANDARD.decode(head).unwrap_or_default();
-                bytes.truncate(n);
-                Cow::Owned(bytes)
-            }
-            Data::Bytes(bytes) => Cow::Borrowed(bytes.get(..n).unwrap_or(bytes)),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::directory::{DirectoryError, StaticDirectory};
-use crate::error::CODE_BACKEND_FAILED;
+use crate::esb::{CODE_BACKEND_FAILED, Error};
+use crate::message::Data;
 
 fn directory() -> StaticDirectory {
     StaticDirectory::from_toml(
@@ -18,7 +19,7 @@ fn directory() -> StaticDirectory {
     .unwrap()
 }
 
-fn validate_with(value: Value, limits: Limits) -> Result<Validated<'static>, Error> {
+fn validate_with(value: Value, limits: Limits) -> Result<Validated<'static>, ValidationError> {
     let directory = directory();
     let request = SendMailRequest::from_value(value)?;
     Validator::new(
@@ -29,7 +30,7 @@ fn validate_with(value: Value, limits: Limits) -> Result<Validated<'static>, Err
     .validate(request)
 }
 
-fn validate(value: Value) -> Result<Validated<'static>, Error> {
+fn validate(value: Value) -> Result<Validated<'static>, ValidationError> {
     validate_with(value, Limits::default())
 }
 
@@ -64,7 +65,7 @@ fn attachment(fields: Value) -> Value {
 #[track_caller]
 fn request_error(value: Value) -> RequestError {
     match validate(value) {
-        Err(Error::Request(error)) => error,
+        Err(ValidationError::Request(error)) => error,
         other => panic!("expected a request error, got {other:?}"),
     }
 }
@@ -379,7 +380,7 @@ fn recipient_limit() {
         with(json!({"receiver": "a@x.com b@x.com", "cc": "c@x.com"})),
         limits,
     ) {
-        Err(Error::Request(error)) => error,
+        Err(ValidationError::Request(error)) => error,
         other => panic!("{other:?}"),
     };
     assert_eq!(error.field(), "receiver");
@@ -400,8 +401,8 @@ fn directory_failure_is_not_a_bad_request() {
     let error = Validator::new(Mailbox::parse("a@x.com").unwrap(), &Down)
         .validate(request)
         .unwrap_err();
-    assert!(matches!(error, Error::Directory(_)));
-    assert_eq!(error.esb_code(), CODE_BACKEND_FAILED);
+    assert!(matches!(error, ValidationError::Directory(_)));
+    assert_eq!(Error::from(error).esb_code(), CODE_BACKEND_FAILED);
 }
 
 fn attachments(list: Value) -> Vec<Attachment<'static>> {
@@ -634,7 +635,7 @@ fn attachment_and_size_limits() {
     };
     let value = with(json!({"attachments": [attachment(json!({})), attachment(json!({}))]}));
     match validate_with(value, limits) {
-        Err(Error::Request(error)) => assert_eq!(error.field(), "attachments"),
+        Err(ValidationError::Request(error)) => assert_eq!(error.field(), "attachments"),
         other => panic!("{other:?}"),
     }
 
@@ -645,7 +646,7 @@ fn attachment_and_size_limits() {
     let big = "QUFB".repeat(3000);
     let value = with(json!({"attachments": [attachment(json!({"content": big}))]}));
     match validate_with(value, limits) {
-        Err(Error::Request(error)) => {
+        Err(ValidationError::Request(error)) => {
             assert_eq!(error.field(), "attachments");
             assert!(matches!(error.problem(), Problem::TooLong { .. }));
         }
