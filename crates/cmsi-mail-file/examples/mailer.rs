@@ -6,6 +6,9 @@
 //! cargo run -p cmsi-mail-file --example mailer -- outbox  # into ./outbox
 //! ```
 
+// An example shows its result on standard output.
+#![allow(clippy::print_stdout)]
+
 use std::error::Error;
 use std::sync::Arc;
 
