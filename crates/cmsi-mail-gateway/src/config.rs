@@ -27,6 +27,11 @@ pub struct ServerConfig {
     /// Requests processed at once; more wait their turn (default 16).
     #[serde(default)]
     pub max_concurrent_deliveries: Option<usize>,
+    /// Whether `cmsi-mail serve` also shows the file transport's outbox at
+    /// `/outbox/` (default false: a local tool, not for the internet). The
+    /// gateway only carries the setting; the CLI mounts the pages.
+    #[serde(default)]
+    pub outbox_ui: bool,
 }
 
 impl ServerConfig {

@@ -62,6 +62,8 @@ pub struct Gateway {
     apps: AppRegistry,
     max_body_bytes: usize,
     deliveries: Semaphore,
+    /// More routes served beside the API (e.g. the CLI's outbox viewer).
+    extra_routes: Option<Router>,
 }
 
 /// What one request came to, for the log line.
@@ -83,7 +85,17 @@ impl Gateway {
             apps,
             max_body_bytes: server.max_body_bytes(),
             deliveries: Semaphore::new(server.max_concurrent_deliveries()),
+            extra_routes: None,
         }
+    }
+
+    /// Serves `routes` beside the API, in [`Gateway::router`] and so in
+    /// [`serve`]. They must not use the API's paths; unmatched paths still get
+    /// the API's 404.
+    #[must_use]
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra_routes = Some(routes);
+        self
     }
 
     /// Ends the transport's idle connections; for after the server stopped.
@@ -99,10 +111,12 @@ impl Gateway {
         for path in SEND_MAIL_PATHS {
             router = router.route(path, send_mail.clone());
         }
+        let extra = self.extra_routes.clone().unwrap_or_default();
         router
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self)
+            .merge(extra)
     }
 
     async fn handle(&self, method: &Method, headers: &HeaderMap, uri: &Uri, body: Body) -> Outcome {
