@@ -16,6 +16,8 @@
 //!   `X-Request-Id` header), HTTP 200 for API errors, 413 for an oversize body.
 //! - A bounded number of requests is processed at once; graceful shutdown lets
 //!   every accepted request finish.
+//! - [`Gateway::with_routes`] adds routes of the embedding program beside the
+//!   API (`cmsi-mail serve` adds its outbox viewer so).
 //!
 //! Secrets and mail content never reach the logs.
 

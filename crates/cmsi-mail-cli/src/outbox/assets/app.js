@@ -238,7 +238,9 @@ function watchBlocked(id) {
       const notice = $("#notice-blocked");
       notice.hidden = false;
       notice.replaceChildren(
-        `Remote content blocked: ${answer.blocked.length} load(s) from outside this message were stopped (tracking pixels, remote images, scripts). `,
+        answer.blocked.length === 1
+          ? "Remote content blocked: 1 load from outside this message was stopped (a tracking pixel, a remote image or style). "
+          : `Remote content blocked: ${answer.blocked.length} loads from outside this message were stopped (tracking pixels, remote images or styles). `,
         el("span", { class: "urls" }, answer.blocked.join("  ")));
     }, delay);
   }
