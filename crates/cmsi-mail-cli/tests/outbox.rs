@@ -103,6 +103,9 @@ fn the_browser_shows_the_example_as_a_mail_client_would() {
     .unwrap();
     std::fs::write(dir.path().join(".tmp-Ab12Cd.part"), &example_bytes[..100]).unwrap();
 
+    // Copied in while the page is open: it must show up without a reload.
+    let newest_id = "9999999999999999-zz-arrived-later";
+
     let viewer = outbox(dir.path());
     let downloads = tempfile::tempdir().unwrap();
     let screenshot = artifact("outbox-viewer.png");
@@ -122,6 +125,17 @@ fn the_browser_shows_the_example_as_a_mail_client_would() {
             example_id.clone(),
             "--control".into(),
             watched.url("/control.png"),
+            "--search".into(),
+            "追踪".into(),
+            "--new-mail".into(),
+            dir.path()
+                .join(format!("{example_id}.eml"))
+                .display()
+                .to_string(),
+            dir.path()
+                .join(format!("{newest_id}.eml"))
+                .display()
+                .to_string(),
         ],
     );
     eprintln!("screenshot: {}", screenshot.display());
@@ -235,6 +249,10 @@ fn the_browser_shows_the_example_as_a_mail_client_would() {
         "{cut:#}"
     );
     assert_eq!(seen["console_errors"], json!([]), "{seen:#}");
+
+    // The search box keeps the matching subject only; new mail appears.
+    assert_eq!(seen["search_rows"], json!([tracked_id]), "{seen:#}");
+    assert_eq!(seen["new_mail_appeared"], true, "{seen:#}");
 
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "no screenshot");

@@ -124,6 +124,13 @@ def main():
     parser.add_argument("--screenshot", required=True)
     parser.add_argument("--screenshot-id", required=True)
     parser.add_argument("--control")
+    parser.add_argument("--search", help="typed into the search box; the rows shown are recorded")
+    parser.add_argument(
+        "--new-mail",
+        nargs=2,
+        metavar=("FROM", "TO"),
+        help="copied into the outbox while the page is open; whether its row appears is recorded",
+    )
     args = parser.parse_args()
 
     result = {"rows": [], "messages": {}, "status": None, "console_errors": []}
@@ -163,6 +170,41 @@ def main():
 
         open_message(page, args.screenshot_id, args.downloads)
         page.screenshot(path=args.screenshot)
+
+        if args.search:
+            page.fill("#search", args.search)
+            wanted = args.search.lower()
+            deadline = time.time() + TIMEOUT_MS / 1000
+            while time.time() < deadline:
+                subjects = page.locator("#list tr.message td.subject").all_inner_texts()
+                if all(wanted in subject.lower() for subject in subjects):
+                    break
+                time.sleep(0.1)
+            result["search_rows"] = page.locator("#list tr.message").evaluate_all(
+                "rows => rows.map(r => r.dataset.id)"
+            )
+            page.fill("#search", "")
+            page.wait_for_function(
+                "n => document.querySelectorAll('#list tr.message').length === n",
+                arg=len(result["rows"]),
+                timeout=TIMEOUT_MS,
+            )
+
+        if args.new_mail:
+            # Nothing the page does from here on reloads the list but its poll.
+            time.sleep(1)
+            source, target = args.new_mail
+            # As the file transport does it: a hidden temporary file, renamed.
+            partial = os.path.join(os.path.dirname(target), ".tmp-browser-test.part")
+            with open(source, "rb") as src, open(partial, "wb") as dst:
+                dst.write(src.read())
+            os.replace(partial, target)
+            new_id = os.path.basename(target)[: -len(".eml")]
+            try:
+                page.wait_for_selector(f'#list tr.message[data-id="{new_id}"]', timeout=15_000)
+                result["new_mail_appeared"] = True
+            except Exception:
+                result["new_mail_appeared"] = False
 
         if args.control:
             control = context.new_page()
