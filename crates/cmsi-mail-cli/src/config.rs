@@ -20,6 +20,7 @@
 //! [server]
 //! listen = "127.0.0.1:8025"
 //! max_body_bytes = 33554432
+//! outbox_ui = true             # the outbox viewer at /outbox/ (file transport)
 //! [apps.monitor]
 //! secret = "s3cret"          # or: secret_env = "MONITOR_SECRET"
 //! allow_bk_username = true
@@ -93,12 +94,23 @@ impl DeliveryArgs {
         &self,
         config: &mut Config,
     ) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
-        let kind = self
-            .transport
-            .or(self.outbox.as_ref().map(|_| TransportKind::File));
-        let transport = config.transport(kind, self.outbox.as_deref()).await?;
+        let transport = config
+            .transport(self.transport_kind(), self.outbox.as_deref())
+            .await?;
         Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
             .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
+    }
+
+    /// The directory mail is dropped into, when the transport is the file one.
+    pub(crate) fn outbox_dir(&self, config: &Config) -> Option<PathBuf> {
+        (config.kind(self.transport_kind()) == TransportKind::File)
+            .then(|| config.file_dir(self.outbox.as_deref()))
+    }
+
+    /// The command line's choice of transport, if it makes one.
+    fn transport_kind(&self) -> Option<TransportKind> {
+        self.transport
+            .or(self.outbox.as_ref().map(|_| TransportKind::File))
     }
 }
 
@@ -185,25 +197,34 @@ impl Config {
         parse_sender(self.mail_sender.as_deref(), "mail_sender")
     }
 
+    /// The transport kind, `kind` overriding the file's choice (default: file).
+    fn kind(&self, kind: Option<TransportKind>) -> TransportKind {
+        kind.or(self.transport.kind).unwrap_or(TransportKind::File)
+    }
+
+    /// The file transport's directory: `outbox`, else the file's, else ./outbox.
+    fn file_dir(&self, outbox: Option<&Path>) -> PathBuf {
+        match outbox {
+            Some(dir) => dir.to_path_buf(),
+            None => self.resolve(
+                self.transport
+                    .file
+                    .dir
+                    .as_deref()
+                    .unwrap_or(Path::new(DEFAULT_OUTBOX)),
+            ),
+        }
+    }
+
     /// The transport, `kind` overriding the file's choice (default: file).
     async fn transport(
         &self,
         kind: Option<TransportKind>,
         outbox: Option<&Path>,
     ) -> anyhow::Result<Box<dyn Transport>> {
-        let kind = kind.or(self.transport.kind).unwrap_or(TransportKind::File);
-        Ok(match kind {
+        Ok(match self.kind(kind) {
             TransportKind::File => {
-                let dir = match outbox {
-                    Some(dir) => dir.to_path_buf(),
-                    None => self.resolve(
-                        self.transport
-                            .file
-                            .dir
-                            .as_deref()
-                            .unwrap_or(Path::new(DEFAULT_OUTBOX)),
-                    ),
-                };
+                let dir = self.file_dir(outbox);
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
                 Box::new(FileTransport::new(dir))

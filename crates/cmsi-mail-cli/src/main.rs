@@ -1,10 +1,12 @@
-//! `cmsi-mail`: compose, send and serve BlueKing CMSI `send_mail` requests.
+//! `cmsi-mail`: compose, send and serve BlueKing CMSI `send_mail` requests,
+//! and show the outbox in the browser.
 //!
 //! Exit status: 0 on success, 2 for a bad request, 1 for anything else (an
 //! unreadable file, a failed delivery).
 
 mod compose;
 mod config;
+mod outbox;
 mod send;
 mod serve;
 mod shutdown;
@@ -37,6 +39,8 @@ enum Command {
     Send(send::Args),
     /// Serve the ESB endpoint POST /api/c/compapi/cmsi/send_mail/.
     Serve(serve::Args),
+    /// Show the outbox (the file transport's directory) in the browser.
+    Outbox(outbox::Args),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Compose(args) => compose::run(&args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(&args))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(&args))),
+        Command::Outbox(args) => runtime().and_then(|rt| rt.block_on(outbox::run(&args))),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! `cmsi-mail serve`: the ESB `send_mail` endpoint over HTTP.
+//! `cmsi-mail serve`: the ESB `send_mail` endpoint over HTTP, and with
+//! `[server] outbox_ui` the outbox viewer at `/outbox/`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,11 @@ use cmsi_mail_gateway::{AppRegistry, Gateway, serve};
 
 use crate::Outcome;
 use crate::config::DeliveryArgs;
+use crate::outbox;
 use crate::shutdown::shutdown_signal;
+
+/// Where the outbox viewer is served when `[server] outbox_ui` is set.
+const OUTBOX_PREFIX: &str = "/outbox";
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -39,15 +44,39 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         anyhow::bail!(NO_APP);
     }
     let mailer = args.delivery.mailer(&mut config).await?;
-    let gateway = Arc::new(Gateway::new(mailer, apps, &config.server)?);
 
     let listen = args.listen.unwrap_or_else(|| config.server.listen());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
+    let mut gateway = Gateway::new(mailer, apps, &config.server)?;
+    let outbox = config
+        .server
+        .outbox_ui
+        .then(|| args.delivery.outbox_dir(&config));
+    match &outbox {
+        Some(Some(dir)) => {
+            let viewer = outbox::router(outbox::Outbox::new(dir.clone()), OUTBOX_PREFIX, local);
+            gateway = gateway.with_routes(viewer);
+        }
+        Some(None) => eprintln!(
+            "cmsi-mail: warning: outbox_ui is set but the transport is not the file one: \
+             there is no outbox to show"
+        ),
+        None => {}
+    }
+    let gateway = Arc::new(gateway);
     tracing::info!(listen = %local, "serving send_mail");
-    // One plain line for people and scripts, whatever the log format.
+    if let Some(Some(dir)) = &outbox {
+        outbox::warn_if_exposed(local);
+        eprintln!(
+            "cmsi-mail: the mail in {} is shown at http://{local}{OUTBOX_PREFIX}/",
+            dir.display()
+        );
+    }
+    // One plain line for people and scripts, whatever the log format; the
+    // last one before serving.
     eprintln!("cmsi-mail: listening on http://{local}");
     serve(listener, gateway, shutdown_signal())
         .await

@@ -22,6 +22,7 @@ struct Serve {
     child: Child,
     url: String,
     log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Serve {
@@ -43,7 +44,7 @@ impl Serve {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (ready, url) = std::sync::mpsc::channel();
         let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(url) = line.strip_prefix("cmsi-mail: listening on ") {
@@ -55,7 +56,12 @@ impl Serve {
         let url = url
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("serve did not start: {:?}", log.lock().unwrap()));
-        Serve { child, url, log }
+        Serve {
+            child,
+            url,
+            log,
+            reader: Some(reader),
+        }
     }
 
     fn log(&self) -> String {
@@ -68,7 +74,12 @@ impl Serve {
             .status()
             .unwrap();
         assert!(status.success());
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        // Everything the process wrote is in the log once its stderr is drained.
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        status
     }
 }
 

@@ -61,6 +61,11 @@ pub struct ServerConfig {
     /// (default 1024).
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// Whether `cmsi-mail serve` also shows the file transport's outbox at
+    /// `/outbox/` (default false: a local tool, not for the internet). The
+    /// gateway only carries the setting; the CLI mounts the pages.
+    #[serde(default)]
+    pub outbox_ui: bool,
 }
 
 /// A `[server]` setting that cannot work.

@@ -53,6 +53,8 @@ pub struct Gateway {
     bodies: BodyReader,
     deliveries: Semaphore,
     connections: server::ConnectionLimits,
+    /// More routes served beside the API (e.g. the CLI's outbox viewer).
+    extra_routes: Option<Router>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -225,7 +227,17 @@ impl Gateway {
                 max_connections: server.max_connections(),
                 header_timeout: server.header_timeout(),
             },
+            extra_routes: None,
         })
+    }
+
+    /// Serves `routes` beside the API, in [`Gateway::router`] and so in
+    /// [`serve`]. They must not use the API's paths; unmatched paths still get
+    /// the API's 404.
+    #[must_use]
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra_routes = Some(routes);
+        self
     }
 
     /// Ends the transport's idle connections; for after the server stopped.
@@ -245,10 +257,12 @@ impl Gateway {
         for path in SEND_MAIL_PATHS {
             router = router.route(path, send_mail.clone());
         }
+        let extra = self.extra_routes.clone().unwrap_or_default();
         router
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self)
+            .merge(extra)
     }
 
     /// The order matters: credentials are checked before any expensive work,

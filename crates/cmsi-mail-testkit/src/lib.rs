@@ -12,9 +12,11 @@
     clippy::indexing_slicing
 )]
 
+pub mod browser;
 pub mod fs;
 pub mod fuzz;
 pub mod oracle;
+pub mod process;
 pub mod servers;
 
 use std::path::PathBuf;
