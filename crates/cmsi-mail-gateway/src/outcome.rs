@@ -1,0 +1,172 @@
+//! What a request came to: the ESB answer, its HTTP status, and the one log
+//! line every route writes.
+
+use std::time::Instant;
+
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use cmsi_mail::{Error, EsbResponse};
+
+use crate::auth::AuthError;
+use crate::body::BodyError;
+
+/// What one request came to: the answer, and what the log line says of it.
+pub(crate) struct Outcome {
+    pub(crate) status: StatusCode,
+    pub(crate) response: EsbResponse,
+    pub(crate) app_code: Option<String>,
+    pub(crate) retry_after: Option<u64>,
+    /// Recipients the transport accepted.
+    pub(crate) recipients: usize,
+    /// Why it failed, in words that quote nothing the caller sent: the field
+    /// at fault or the kind of failure.
+    pub(crate) failure: Option<String>,
+}
+
+impl Outcome {
+    pub(crate) fn answer(status: StatusCode, response: EsbResponse, failure: &str) -> Self {
+        Outcome {
+            status,
+            response,
+            app_code: None,
+            retry_after: None,
+            recipients: 0,
+            failure: Some(failure.to_owned()),
+        }
+    }
+
+    pub(crate) fn auth(error: &AuthError) -> Self {
+        Outcome::answer(
+            StatusCode::OK,
+            EsbResponse::refused(error.to_string()),
+            "authentication",
+        )
+    }
+
+    pub(crate) fn error(error: &Error, app_code: Option<String>) -> Self {
+        Outcome {
+            app_code,
+            ..Outcome::answer(StatusCode::OK, EsbResponse::error(error), &describe(error))
+        }
+    }
+
+    pub(crate) fn body(error: &BodyError) -> Self {
+        let (status, failure) = match error {
+            BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            BodyError::Stalled(_) => (StatusCode::REQUEST_TIMEOUT, "body stalled"),
+            BodyError::Late(_) => (StatusCode::REQUEST_TIMEOUT, "body late"),
+            BodyError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "body budget full"),
+            BodyError::Broken(_) => (StatusCode::BAD_REQUEST, "body broken"),
+        };
+        let response = match error {
+            BodyError::Busy => EsbResponse::unavailable(error.to_string()),
+            _ => EsbResponse::refused(error.to_string()),
+        };
+        Outcome {
+            retry_after: matches!(error, BodyError::Busy).then_some(1),
+            ..Outcome::answer(status, response, failure)
+        }
+    }
+
+    pub(crate) fn internal() -> Self {
+        Outcome::answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            EsbResponse::unavailable("internal error while processing the request"),
+            "internal",
+        )
+    }
+}
+
+/// `field=receiver` or `kind=transient`: an error as the log may show it.
+pub(crate) fn describe(error: &Error) -> String {
+    match error.field() {
+        Some(field) => format!("field={field}"),
+        None => format!("kind={}", error.kind()),
+    }
+}
+
+/// A request being answered: its id (also in the response) and when it began.
+pub(crate) struct Answering {
+    route: &'static str,
+    request_id: String,
+    started: Instant,
+}
+
+impl Answering {
+    /// Starts answering a request on `route` (the name the log line carries).
+    pub(crate) fn start(route: &'static str) -> Self {
+        Answering {
+            route,
+            request_id: new_request_id(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Logs the outcome (never secrets or mail content) and writes the reply.
+    pub(crate) fn finish(self, method: &Method, uri: &Uri, outcome: Outcome) -> Response {
+        let Answering {
+            route,
+            request_id,
+            started,
+        } = self;
+        tracing::info!(
+            request_id = %request_id,
+            route,
+            method = %method,
+            path = %uri.path(),
+            app_code = %outcome.app_code.as_deref().unwrap_or("-"),
+            status = outcome.status.as_u16(),
+            code = %outcome.response.code,
+            result = outcome.response.result,
+            recipients = outcome.recipients,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        );
+        if let Some(failure) = &outcome.failure {
+            tracing::debug!(request_id = %request_id, route, failure = %failure, "refused");
+        }
+        let mut reply = respond(
+            outcome.status,
+            outcome.response.with_request_id(&request_id),
+            &request_id,
+        );
+        if let Some(seconds) = outcome.retry_after {
+            reply
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        reply
+    }
+}
+
+pub(crate) fn new_request_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+fn respond(status: StatusCode, response: EsbResponse, request_id: &str) -> Response {
+    let mut reply = (status, axum::Json(response)).into_response();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        reply.headers_mut().insert("x-request-id", value.clone());
+        // What the BlueKing SDK reads as the request id.
+        reply.headers_mut().insert("x-bkapi-request-id", value);
+    }
+    reply
+}
+
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    refuse(StatusCode::NOT_FOUND, format!("no API at {}", uri.path()))
+}
+
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}; use POST or GET", uri.path()),
+    )
+}
+
+/// An HTTP-level refusal, in the ESB envelope all the same.
+fn refuse(status: StatusCode, message: String) -> Response {
+    let request_id = new_request_id();
+    let response = EsbResponse::refused(message);
+    respond(status, response.with_request_id(&request_id), &request_id)
+}

@@ -1,0 +1,187 @@
+//! The path every authenticated route shares: credentials before any expensive
+//! work, the body within its bounds, then the full parse off the async threads
+//! for an authenticated app only.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, header};
+use cmsi_mail::{Error, Problem, RequestError, SendMailRequest};
+use serde_json::{Map, Value};
+
+use crate::Gateway;
+use crate::auth::{self, Credentials};
+use crate::body::ReadBody;
+use crate::outcome::Outcome;
+
+/// Bodies up to this size are parsed and composed on the async threads; larger
+/// ones on the blocking pool, so that no body holds up other requests.
+const INLINE_WORK_BYTES: usize = 64 * 1024;
+
+/// Most `key=value` pairs a form body or query string may hold.
+const MAX_FORM_PAIRS: usize = 10_000;
+
+/// How the request's fields arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Json,
+    Form,
+    /// The query string of a GET.
+    Query,
+}
+
+impl Encoding {
+    fn of(method: &Method, headers: &HeaderMap, body: &[u8]) -> Self {
+        if method == Method::GET {
+            return Encoding::Query;
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.contains("json")
+            || (!content_type.contains("form") && auth::opens_object(body))
+        {
+            Encoding::Json
+        } else {
+            Encoding::Form
+        }
+    }
+}
+
+/// A request's fields: its body, or for GET its query string.
+pub(crate) struct Fields {
+    encoding: Encoding,
+    body: Bytes,
+    query: Option<String>,
+}
+
+impl Fields {
+    fn credentials(&self) -> Result<Credentials<'_>, RequestError> {
+        match self.encoding {
+            Encoding::Json => Credentials::from_json(&self.body),
+            Encoding::Form => Credentials::from_pairs(&self.body),
+            Encoding::Query => Credentials::from_pairs(self.query_bytes()),
+        }
+    }
+
+    pub(crate) fn request(&self) -> Result<SendMailRequest<'_>, RequestError> {
+        match self.encoding {
+            Encoding::Json => SendMailRequest::from_json(&self.body),
+            Encoding::Form => from_pairs(&self.body),
+            Encoding::Query => from_pairs(self.query_bytes()),
+        }
+    }
+
+    fn query_bytes(&self) -> &[u8] {
+        self.query.as_deref().unwrap_or_default().as_bytes()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.body.len() + self.query.as_ref().map_or(0, String::len)
+    }
+}
+
+/// An authenticated request: the app that sent it and its fields. The body's
+/// share of the byte budget is held until the call is dropped.
+pub(crate) struct Call {
+    pub(crate) app: String,
+    pub(crate) fields: Arc<Fields>,
+    _body: ReadBody,
+}
+
+impl Gateway {
+    /// Authenticates a request and reads its body, in that order as far as
+    /// the credentials allow: the header's before the body is read, a body's
+    /// by a scan that builds nothing else.
+    pub(crate) async fn admit(
+        self: &Arc<Self>,
+        method: &Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: Body,
+    ) -> Result<Call, Outcome> {
+        let header_app = match Credentials::from_header(headers) {
+            Ok(Some(credentials)) => match credentials.authenticate(&self.apps) {
+                Ok(app) => Some(app),
+                Err(error) => return Err(Outcome::auth(&error)),
+            },
+            Ok(None) => None,
+            Err(error) => return Err(Outcome::auth(&error)),
+        };
+        let body = self
+            .bodies
+            .read(headers, body)
+            .await
+            .map_err(|error| Outcome::body(&error))?;
+        let fields = Arc::new(Fields {
+            encoding: Encoding::of(method, headers, &body.bytes),
+            body: body.bytes.clone(),
+            query: query.map(str::to_owned),
+        });
+        let app = match header_app {
+            Some(app) => app,
+            None => {
+                let gateway = Arc::clone(self);
+                let scanned = Arc::clone(&fields);
+                let checked = off_runtime(fields.len(), move || {
+                    scanned
+                        .credentials()
+                        .map(|credentials| credentials.authenticate(&gateway.apps))
+                })
+                .await;
+                match checked {
+                    Some(Ok(Ok(app))) => app,
+                    Some(Ok(Err(error))) => return Err(Outcome::auth(&error)),
+                    Some(Err(error)) => return Err(Outcome::error(&Error::Request(error), None)),
+                    None => return Err(Outcome::internal()),
+                }
+            }
+        };
+        Ok(Call {
+            app,
+            fields,
+            _body: body,
+        })
+    }
+}
+
+/// Runs `work` here when `len` is small, else on the blocking pool; `None` if
+/// it panicked.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if len <= INLINE_WORK_BYTES {
+        return Some(work());
+    }
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// A form or query string as a request: every value a string, a repeated key an
+/// array of strings.
+fn from_pairs(encoded: &[u8]) -> Result<SendMailRequest<'static>, RequestError> {
+    let mut object = Map::new();
+    for (index, (key, value)) in form_urlencoded::parse(encoded).enumerate() {
+        if index == MAX_FORM_PAIRS {
+            return Err(RequestError::new(
+                "request",
+                Problem::Malformed(format!("the form has more than {MAX_FORM_PAIRS} fields")),
+            ));
+        }
+        let value = Value::String(value.into_owned());
+        match object.get_mut(key.as_ref()) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(first) => {
+                let first = first.take();
+                *object.entry(key.into_owned()).or_insert(Value::Null) =
+                    Value::Array(vec![first, value]);
+            }
+            None => {
+                object.insert(key.into_owned(), value);
+            }
+        }
+    }
+    SendMailRequest::from_value(Value::Object(object))
+}

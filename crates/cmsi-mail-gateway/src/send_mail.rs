@@ -1,0 +1,77 @@
+//! `send_mail`: a request becomes a message, and the message goes to the
+//! transport. Other routes that send mail (`send_msg` with `msg_type=mail`)
+//! come through [`Gateway::send`] too.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use cmsi_mail::{Error, RequestError, SendMailRequest};
+
+use crate::Gateway;
+use crate::outcome::{Answering, Outcome, describe};
+use crate::pipeline::{Call, Fields, off_runtime};
+
+/// The paths the ESB serves `send_mail` on.
+pub const SEND_MAIL_PATHS: [&str; 4] = [
+    "/api/c/compapi/cmsi/send_mail/",
+    "/api/c/compapi/cmsi/send_mail",
+    "/api/c/compapi/v2/cmsi/send_mail/",
+    "/api/c/compapi/v2/cmsi/send_mail",
+];
+
+pub(crate) async fn send_mail(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answering = Answering::start("send_mail");
+    let outcome = match gateway.admit(&method, &headers, uri.query(), body).await {
+        Ok(call) => gateway.send(call, Fields::request).await,
+        Err(outcome) => outcome,
+    };
+    answering.finish(&method, &uri, outcome)
+}
+
+impl Gateway {
+    /// Sends an authenticated call's mail: `request` reads it from the call's
+    /// fields. Only here is a delivery slot taken, and the parse and
+    /// composition run off the async threads when the body is large.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        call: Call,
+        request: fn(&Fields) -> Result<SendMailRequest<'_>, RequestError>,
+    ) -> Outcome {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = self.deliveries.acquire().await;
+        let gateway = Arc::clone(self);
+        let fields = Arc::clone(&call.fields);
+        let prepared = off_runtime(fields.len(), move || {
+            let request = request(&fields).map_err(Error::from)?;
+            gateway.mailer.prepare(request)
+        })
+        .await;
+        let prepared = match prepared {
+            Some(Ok(prepared)) => prepared,
+            Some(Err(error)) => return Outcome::error(&error, Some(call.app)),
+            None => return Outcome::internal(),
+        };
+        // The request's body is not needed any more: only the message is.
+        let app = call.app;
+        let result = self.mailer.deliver(&prepared).await;
+        Outcome {
+            status: StatusCode::OK,
+            response: prepared.response(&result),
+            app_code: Some(app),
+            retry_after: None,
+            recipients: result
+                .as_ref()
+                .map_or(0, |sent| sent.receipt.accepted.len()),
+            failure: result.as_ref().err().map(describe),
+        }
+    }
+}
