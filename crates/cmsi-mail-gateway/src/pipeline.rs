@@ -88,7 +88,7 @@ impl Fields {
 pub(crate) struct Call {
     pub(crate) app: String,
     pub(crate) fields: Arc<Fields>,
-    _body: ReadBody,
+    pub(crate) body: ReadBody,
 }
 
 impl Gateway {
@@ -142,7 +142,7 @@ impl Gateway {
         Ok(Call {
             app,
             fields,
-            _body: body,
+            body,
         })
     }
 }

@@ -48,20 +48,21 @@ impl Gateway {
     ) -> Outcome {
         // The semaphore is never closed, so acquiring cannot fail.
         let _permit = self.deliveries.acquire().await;
+        let Call { app, fields, body } = call;
         let gateway = Arc::clone(self);
-        let fields = Arc::clone(&call.fields);
         let prepared = off_runtime(fields.len(), move || {
             let request = request(&fields).map_err(Error::from)?;
             gateway.mailer.prepare(request)
         })
         .await;
+        // The request's body (and its share of the budget) is not needed any
+        // more while the message travels: only the composed bytes are.
+        drop(body);
         let prepared = match prepared {
             Some(Ok(prepared)) => prepared,
-            Some(Err(error)) => return Outcome::error(&error, Some(call.app)),
+            Some(Err(error)) => return Outcome::error(&error, Some(app)),
             None => return Outcome::internal(),
         };
-        // The request's body is not needed any more: only the message is.
-        let app = call.app;
         let result = self.mailer.deliver(&prepared).await;
         Outcome {
             status: StatusCode::OK,
