@@ -454,10 +454,10 @@ fn hostile_bodies_without_credentials_cost_little_memory_and_no_latency() {
             grown < 4 * in_flight,
             "{what}: peak RSS grew by {grown} bytes for {in_flight} bytes of bodies"
         );
-        // The worst case also measures how busy the machine is; before the
-        // fix it was seconds.
+        // The worst case also measures how busy the machine is (other test
+        // binaries run meanwhile); before the fix it was seconds.
         assert!(
-            worst < Duration::from_millis(250),
+            worst < Duration::from_secs(1),
             "{what}: /healthz took {worst:?} during the flood"
         );
     }
