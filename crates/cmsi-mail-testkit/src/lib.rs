@@ -13,6 +13,7 @@
 pub mod fs;
 pub mod fuzz;
 pub mod oracle;
+pub mod postgres;
 pub mod servers;
 
 use std::path::PathBuf;
