@@ -5,8 +5,10 @@
 
 mod compose;
 mod config;
+mod queue;
 mod send;
 mod serve;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +38,10 @@ enum Command {
     Send(send::Args),
     /// Serve the ESB endpoint POST /api/c/compapi/cmsi/send_mail/.
     Serve(serve::Args),
+    /// Deliver queued mail (`[queue]` in the config) until SIGTERM or Ctrl-C.
+    Worker(worker::Args),
+    /// Look into the delivery queue: stats, list, retry.
+    Queue(queue::Args),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -81,6 +87,8 @@ fn main() -> ExitCode {
         Command::Compose(args) => compose::run(&args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(&args))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(&args))),
+        Command::Worker(args) => runtime().and_then(|rt| rt.block_on(worker::run(&args))),
+        Command::Queue(args) => runtime().and_then(|rt| rt.block_on(queue::run(&args))),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
