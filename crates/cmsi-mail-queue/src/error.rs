@@ -5,7 +5,8 @@ use crate::State;
 /// A queue operation that did not happen.
 ///
 /// None of the messages holds the database password: sqlx's errors name the
-/// host and the user at most, and the URL is never quoted.
+/// host and the user at most, and the URL is never quoted. The sqlx error is
+/// part of the message (and kept in the variant), not repeated as a `source`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,13 +15,13 @@ pub enum Error {
     /// later may work; nothing of the operation was stored (a connection lost
     /// during the final commit leaves that unknown).
     #[error("the queue database is unreachable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(sqlx::Error),
     /// The database answered with an error.
     #[error("queue database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
     /// The schema could not be brought up to date.
     #[error("cannot migrate the queue database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// `[queue]` cannot be used as it is.
     #[error("[queue] {0}")]
     Settings(String),
@@ -81,5 +82,11 @@ impl From<sqlx::Error> for Error {
         } else {
             Error::Database(error)
         }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(error)
     }
 }
