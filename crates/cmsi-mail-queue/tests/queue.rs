@@ -806,3 +806,30 @@ async fn the_row_of_a_worker_whose_lease_ran_out_is_taken_over() {
     assert_ne!(sent.worker.as_deref(), Some("dead:1/1"));
     assert_eq!(message_ids(&server), [composed.message_id]);
 }
+
+#[test]
+fn the_example_configuration_and_the_docs_show_every_queue_key() {
+    let root = cmsi_mail_testkit::workspace_root();
+    let example = std::fs::read_to_string(root.join("examples/cmsi-mail.toml")).unwrap();
+    let table: Vec<&str> = example
+        .lines()
+        .skip_while(|line| *line != "# [queue]")
+        .skip(1)
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect();
+    // Unknown keys are refused, so a misspelt example fails here.
+    let settings: QueueSettings = toml::from_str(&table.join("\n")).unwrap();
+    let debug = format!("{settings:?}");
+    assert!(
+        !debug.contains("None"),
+        "a key is missing from the example: {debug}"
+    );
+    let docs = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+    for line in table {
+        let key = line.split('=').next().unwrap().trim();
+        assert!(
+            docs.contains(&format!("| `{key}` |")),
+            "docs/configuration.md lacks {key}"
+        );
+    }
+}
