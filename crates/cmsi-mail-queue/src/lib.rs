@@ -24,9 +24,10 @@
 //!    [`Queue::retry`] for operators, [`Queue::housekeep`] to purge.
 //!
 //! Delivery is at least once: a message is delivered twice only when a worker
-//! dies (or loses the database) after the relay accepted it and before the row
-//! was marked, or when the connection to the relay breaks after the whole
-//! message was sent, leaving unknown whether the relay took it.
+//! dies (or loses the database, or the database crashes) after the relay
+//! accepted it and before the row was marked, or when the connection to the
+//! relay breaks after the whole message was sent, leaving unknown whether the
+//! relay took it.
 //!
 //! ```no_run
 //! # async fn example(

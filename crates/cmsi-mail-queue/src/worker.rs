@@ -216,6 +216,10 @@ impl Shared {
     }
 
     /// Claims the oldest due message, if any.
+    ///
+    /// The claim's commit does not wait for the disk: a claim lost in a
+    /// database crash only makes the message due again, as a lease that ran
+    /// out does. (Outcomes are recorded durably.)
     async fn claim(&self, worker: &str) -> Result<Option<Job>, Error> {
         let lease = fastrand::i64(..);
         let row = sqlx::query(
@@ -230,7 +234,7 @@ impl Shared {
                 ORDER BY next_attempt_at
                 LIMIT 1
                 FOR UPDATE SKIP LOCKED
-             ) due
+             ) due, (SELECT set_config('synchronous_commit', 'off', true)) no_flush
              WHERE m.id = due.id
              RETURNING m.id, m.message_id, m.sender, m.recipients, m.message, m.attempts,
                        due.state = 'sending' AS taken_over",
@@ -274,7 +278,8 @@ impl Shared {
         let max_attempts = settings.max_attempts();
         if job.attempts > max_attempts {
             let reason = format!(
-                "{max_attempts} attempts used up; the worker of the last one stopped before it finished"
+                "attempts used up ({} of {max_attempts}); the last one did not finish (its worker stopped)",
+                job.attempts - 1
             );
             return self.finish(&job, Outcome::Failed(reason)).await;
         }
