@@ -64,12 +64,19 @@ impl PostgresServer {
     /// A new cluster, stopped and removed when dropped.
     pub fn start() -> PostgresServer {
         let bin = server_bindir();
+        let as_postgres = crate::fs::is_root();
+        // The postgres user must reach the directory, whatever TMPDIR says; a
+        // short path also keeps the socket's path within its length limit.
+        let parent = if as_postgres {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("cmsi-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("tempdir")
             .keep();
-        let as_postgres = crate::fs::is_root();
         if as_postgres {
             let status = Command::new("chown")
                 .args(["postgres:", &dir.display().to_string()])
