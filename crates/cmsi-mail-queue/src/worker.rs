@@ -163,6 +163,54 @@ impl Job {
     }
 }
 
+/// A claim's lease, kept alive while its worker delivers.
+struct Lease {
+    queue: Queue,
+    id: i64,
+    token: i64,
+    message_id: String,
+}
+
+impl Lease {
+    fn of(job: &Job, queue: &Queue) -> Lease {
+        Lease {
+            queue: queue.clone(),
+            id: job.id,
+            token: job.lease,
+            message_id: job.message_id.clone(),
+        }
+    }
+
+    /// Pushes the lease end forward every third of the lease, until aborted.
+    async fn keep(self) {
+        let lease = self.queue.settings.lease();
+        loop {
+            sleep(lease / 3).await;
+            let renewed = sqlx::query(
+                "UPDATE cmsi_mail_message
+                 SET locked_until = now() + make_interval(secs => $3),
+                     next_attempt_at = now() + make_interval(secs => $3)
+                 WHERE id = $1 AND lease = $2 AND state = 'sending'",
+            )
+            .bind(self.id)
+            .bind(self.token)
+            .bind(lease.as_secs_f64())
+            .execute(&self.queue.pool)
+            .await;
+            match renewed {
+                Ok(done) if done.rows_affected() == 0 => {
+                    tracing::warn!(message_id = %self.message_id,
+                        "lost the lease while delivering: another worker may deliver it too");
+                    return;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(message_id = %self.message_id,
+                    error = %Error::from(error), "cannot renew the lease"),
+            }
+        }
+    }
+}
+
 /// How an attempt ended.
 enum Outcome {
     Sent(Receipt),
@@ -306,15 +354,16 @@ impl Shared {
             Some(self.transport.send(&envelope, &composed).await)
         };
         tokio::pin!(work);
-        let renew_every = settings.lease() / 3;
-        let mut renew = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
+        // Renewed on a task of its own, so that a slow database never pauses
+        // the delivery; a renewal still on its way when the outcome is
+        // recorded finds the row no longer ours and changes nothing.
+        let renewer = tokio::spawn(Lease::of(&job, &self.queue).keep());
         let grace = sleep(Duration::ZERO);
         tokio::pin!(grace);
         let mut stopping = false;
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
-                _ = renew.tick() => self.renew(&job).await,
                 () = stopped(stop), if !stopping => {
                     stopping = true;
                     grace.as_mut().reset(Instant::now() + settings.shutdown_grace());
@@ -322,6 +371,7 @@ impl Shared {
                 () = &mut grace, if stopping => break None,
             }
         };
+        renewer.abort();
         let outcome = match result {
             // Stopped while waiting for the pace, or out of grace: dropping the
             // delivery ends its SMTP transaction before the final dot.
@@ -385,30 +435,6 @@ impl Shared {
                 () = sleep(wait) => {}
                 () = stopped(stop) => return false,
             }
-        }
-    }
-
-    /// Pushes the lease end forward.
-    async fn renew(&self, job: &Job) {
-        let renewed = sqlx::query(
-            "UPDATE cmsi_mail_message
-             SET locked_until = now() + make_interval(secs => $3),
-                 next_attempt_at = now() + make_interval(secs => $3)
-             WHERE id = $1 AND lease = $2 AND state = 'sending'",
-        )
-        .bind(job.id)
-        .bind(job.lease)
-        .bind(self.queue.settings.lease().as_secs_f64())
-        .execute(&self.queue.pool)
-        .await;
-        match renewed {
-            Ok(done) if done.rows_affected() == 0 => tracing::warn!(
-                message_id = %job.message_id,
-                "lost the lease while delivering: another worker may deliver it too"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(message_id = %job.message_id,
-                error = %Error::from(error), "cannot renew the lease"),
         }
     }
 

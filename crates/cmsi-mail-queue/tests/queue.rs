@@ -833,3 +833,22 @@ fn the_example_configuration_and_the_docs_show_every_queue_key() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_while_its_worker_delivers() {
+    let server = SmtpServer::start(SmtpOptions::default());
+    let url = PostgresServer::shared().create_database();
+    let mut settings = settings(url);
+    // The server stalls 2 s; the lease is 1 s: only renewals keep the second
+    // worker from taking the message over.
+    settings.lease_seconds = Some(1.0);
+    settings.workers = Some(2);
+    let queue = Queue::connect(&settings).await.unwrap();
+    let workers = queue.start_workers(smtp(&server));
+    let (_, composed) = accept(&queue, "stall-long@example.com").await;
+    let sent = wait_for(&queue, &composed.message_id, State::Sent).await;
+    workers.shutdown().await;
+    assert_eq!(sent.attempts, 1);
+    assert_eq!(server.count("stall"), 1, "no second worker started it");
+    assert_eq!(message_ids(&server), [composed.message_id]);
+}
