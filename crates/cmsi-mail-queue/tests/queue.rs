@@ -464,7 +464,7 @@ async fn a_repeated_idempotency_key_queues_one_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pace_holds_across_workers_of_two_processes() {
+async fn the_pace_holds_across_the_workers_of_two_pools() {
     let server = SmtpServer::start(SmtpOptions {
         tls: cmsi_mail_testkit::servers::SmtpTls::None,
         credentials: None,
