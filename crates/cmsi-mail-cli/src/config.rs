@@ -24,6 +24,9 @@
 //! [apps.monitor]
 //! secret = "s3cret"          # or: secret_env = "MONITOR_SECRET"
 //! allow_bk_username = true
+//! [queue]
+//! url = "postgres://cmsi_mail@db.example.com/cmsi_mail"   # or CMSI_MAIL_QUEUE_URL
+//! workers = 2
 //! ```
 //!
 //! Relative paths (`dir`, `ca_file`) are relative to the file's own directory.
@@ -42,6 +45,7 @@ use crate::PLACEHOLDER_SENDER;
 /// Environment variables that override secrets of the file.
 const SMTP_USER_ENV: &str = "CMSI_MAIL_SMTP_USER";
 const SMTP_PWD_ENV: &str = "CMSI_MAIL_SMTP_PWD";
+const QUEUE_URL_ENV: &str = "CMSI_MAIL_QUEUE_URL";
 
 /// Where `send` and `serve` drop mail when nothing is configured.
 const DEFAULT_OUTBOX: &str = "outbox";
@@ -94,11 +98,16 @@ impl DeliveryArgs {
         &self,
         config: &mut Config,
     ) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
-        let transport = config
-            .transport(self.transport_kind(), self.outbox.as_deref())
-            .await?;
+        let transport = self.transport(config).await?;
         Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
             .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
+    }
+
+    /// The transport `config` describes, with the command line's overrides.
+    pub(crate) async fn transport(&self, config: &Config) -> anyhow::Result<Box<dyn Transport>> {
+        config
+            .transport(self.transport_kind(), self.outbox.as_deref())
+            .await
     }
 
     /// The directory mail is dropped into, when the transport is the file one.
@@ -127,6 +136,8 @@ pub(crate) struct Config {
     pub(crate) server: cmsi_mail_gateway::ServerConfig,
     #[serde(default)]
     pub(crate) apps: cmsi_mail_gateway::Apps,
+    #[serde(default)]
+    queue: Option<cmsi_mail_queue::QueueSettings>,
     /// The directory of the file, for relative paths.
     #[serde(skip)]
     base: PathBuf,
@@ -176,6 +187,26 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
         config.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(config)
+    }
+
+    /// `[queue]`, its URL replaced by `CMSI_MAIL_QUEUE_URL` when that is set
+    /// (which also stands for a missing table).
+    pub(crate) fn queue_settings(&self) -> anyhow::Result<cmsi_mail_queue::QueueSettings> {
+        let from_env = std::env::var(QUEUE_URL_ENV)
+            .ok()
+            .filter(|url| !url.is_empty());
+        match (self.queue.clone(), from_env) {
+            (Some(mut settings), Some(url)) => {
+                settings.url = url;
+                Ok(settings)
+            }
+            (Some(settings), None) => Ok(settings),
+            (None, Some(url)) => Ok(cmsi_mail_queue::QueueSettings::new(url)),
+            (None, None) => anyhow::bail!(
+                "no queue is configured: add a [queue] table with url = \"postgres://…\" \
+                 to the config (--config FILE), or set {QUEUE_URL_ENV}"
+            ),
+        }
     }
 
     /// Replaces the users with those of another file.

@@ -1,5 +1,5 @@
 //! `cmsi-mail`: compose, send and serve BlueKing CMSI `send_mail` requests,
-//! and show the outbox in the browser.
+//! deliver them from the queue, and show the outbox in the browser.
 //!
 //! Exit status: 0 on success, 2 for a bad request, 1 for anything else (an
 //! unreadable file, a failed delivery).
@@ -7,9 +7,11 @@
 mod compose;
 mod config;
 mod outbox;
+mod queue;
 mod send;
 mod serve;
 mod shutdown;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ enum Command {
     Serve(serve::Args),
     /// Show the outbox (the file transport's directory) in the browser.
     Outbox(outbox::Args),
+    /// Deliver queued mail (`[queue]` in the config) until SIGTERM or Ctrl-C.
+    Worker(worker::Args),
+    /// Look into the delivery queue: stats, list, retry.
+    Queue(queue::Args),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -87,6 +93,8 @@ fn main() -> ExitCode {
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(&args))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(&args))),
         Command::Outbox(args) => runtime().and_then(|rt| rt.block_on(outbox::run(&args))),
+        Command::Worker(args) => runtime().and_then(|rt| rt.block_on(worker::run(&args))),
+        Command::Queue(args) => runtime().and_then(|rt| rt.block_on(queue::run(&args))),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -85,7 +85,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn init_logging(json: bool) {
+pub(crate) fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("CMSI_MAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));

@@ -139,11 +139,7 @@ impl Gateway {
                 }
             }
         };
-        Ok(Call {
-            app,
-            fields,
-            body,
-        })
+        Ok(Call { app, fields, body })
     }
 }
 

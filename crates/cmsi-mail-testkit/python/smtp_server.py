@@ -20,6 +20,8 @@ Some recipients make the server misbehave, for the fault tests:
   drop-data-once-*@  the first DATA on this server: connection reset right after 354
   drop-after-dot-*@  DATA read in full, then the connection reset without a reply
   slow-*@            DATA answered after 1.5 s
+  stall-*@           RCPT answered after 2 s (logged as a "stall" event when it starts),
+                     so a client can be stopped mid-transaction, before any DATA
 """
 
 import argparse
@@ -58,6 +60,9 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.lower()
+        if local.startswith("stall-"):
+            event(self.store, "stall", rcpt=address)
+            await asyncio.sleep(2)
         if local.startswith("reject-"):
             return "550 5.1.1 <%s>: Recipient address rejected: no such user" % address
         if local.startswith("busy-once-"):

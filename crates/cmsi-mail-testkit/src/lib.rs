@@ -16,6 +16,7 @@ pub mod browser;
 pub mod fs;
 pub mod fuzz;
 pub mod oracle;
+pub mod postgres;
 pub mod process;
 pub mod servers;
 

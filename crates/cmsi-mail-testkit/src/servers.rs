@@ -161,8 +161,13 @@ pub struct StoredMessage {
 impl SmtpServer {
     /// Starts a server with `options`.
     pub fn start(options: SmtpOptions) -> SmtpServer {
+        SmtpServer::start_on_port(free_port(), options)
+    }
+
+    /// Starts a server with `options` on `port` (for a relay that comes back
+    /// where clients expect it).
+    pub fn start_on_port(port: u16, options: SmtpOptions) -> SmtpServer {
         let store = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let certificate = certificate();
         let mut args = vec![
             "--port".to_owned(),
@@ -194,6 +199,11 @@ impl SmtpServer {
             store,
             port,
         }
+    }
+
+    /// The directory of the stored messages (`N.eml`, `N.json`, `events.jsonl`).
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
     }
 
     /// The CA file a client needs to trust this server.
