@@ -157,6 +157,12 @@ impl QueueSettings {
     pub fn retry_max(&self) -> Duration {
         seconds(self.retry_max_seconds.unwrap_or(DEFAULT_RETRY_MAX_SECONDS))
     }
+    /// How transient failures are tried again: `max_attempts` attempts,
+    /// `retry_base` doubling up to `retry_max` (the workers add ±25% jitter).
+    pub fn retry_policy(&self) -> cmsi_mail::RetryPolicy {
+        cmsi_mail::RetryPolicy::new(self.max_attempts(), self.retry_base())
+            .with_max_delay(self.retry_max())
+    }
 
     /// How long to wait for a connection (at least 100 ms).
     pub fn connect_timeout(&self) -> Duration {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cmsi_mail::{Composed, Envelope, Mailbox, Receipt, Transport, TransportError};
+use cmsi_mail::{Composed, Envelope, Mailbox, Receipt, RetryPolicy, Transport, TransportError};
 use sqlx::Row;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
@@ -127,13 +127,16 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// The wait after the `attempts`-th attempt failed: `base` doubled for each
-/// attempt after the first, at most `max`, ±25% so that messages that failed
+/// The wait after the `attempts`-th attempt failed, or `None` when it was the
+/// last one allowed: the core's [`RetryPolicy`] (`base` doubled for each
+/// attempt after the first, at most `max`), ±25% so that messages that failed
 /// together are not all tried again in the same instant.
-pub(crate) fn backoff(base: Duration, max: Duration, attempts: u32, jitter: f64) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(30);
-    let wait = base.saturating_mul(1 << doublings).min(max);
-    wait.mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0)).min(max)
+pub(crate) fn backoff(policy: &RetryPolicy, attempts: u32, jitter: f64) -> Option<Duration> {
+    let wait = policy.delay_after(attempts)?;
+    Some(
+        wait.mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0))
+            .min(policy.max_delay()),
+    )
 }
 
 /// A claimed message.
@@ -387,19 +390,11 @@ impl Shared {
         let settings = &self.queue.settings;
         let reason = error.to_string();
         if error.is_permanent() {
-            Outcome::Failed(reason)
-        } else if job.attempts >= settings.max_attempts() {
-            Outcome::Failed(format!("gave up after {} attempts: {reason}", job.attempts))
-        } else {
-            Outcome::Retry {
-                reason,
-                after: backoff(
-                    settings.retry_base(),
-                    settings.retry_max(),
-                    job.attempts,
-                    fastrand::f64(),
-                ),
-            }
+            return Outcome::Failed(reason);
+        }
+        match backoff(&settings.retry_policy(), job.attempts, fastrand::f64()) {
+            Some(after) => Outcome::Retry { reason, after },
+            None => Outcome::Failed(format!("gave up after {} attempts: {reason}", job.attempts)),
         }
     }
 
@@ -618,21 +613,25 @@ mod tests {
     #[test]
     fn default_retries_span_about_a_day() {
         let settings = crate::QueueSettings::new("postgres://db/x");
+        let policy = settings.retry_policy();
         let total: Duration = (1..settings.max_attempts())
-            .map(|attempt| backoff(settings.retry_base(), settings.retry_max(), attempt, 0.5))
+            .map(|attempt| backoff(&policy, attempt, 0.5).unwrap())
             .sum();
         let hours = total.as_secs_f64() / 3600.0;
         assert!((20.0..30.0).contains(&hours), "{hours} h");
+        assert_eq!(backoff(&policy, settings.max_attempts(), 0.5), None);
     }
 
     #[test]
     fn backoff_doubles_within_its_bounds() {
-        let base = Duration::from_secs(10);
-        let max = Duration::from_secs(100);
-        assert_eq!(backoff(base, max, 1, 0.5), Duration::from_secs(10));
-        assert_eq!(backoff(base, max, 3, 0.5), Duration::from_secs(40));
-        assert_eq!(backoff(base, max, 3, 0.0), Duration::from_secs(30));
-        assert_eq!(backoff(base, max, 3, 1.0), Duration::from_secs(50));
-        assert_eq!(backoff(base, max, 40, 1.0), max);
+        let policy =
+            RetryPolicy::new(50, Duration::from_secs(10)).with_max_delay(Duration::from_secs(100));
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(backoff(&policy, 1, 0.5), secs(10));
+        assert_eq!(backoff(&policy, 3, 0.5), secs(40));
+        assert_eq!(backoff(&policy, 3, 0.0), secs(30));
+        assert_eq!(backoff(&policy, 3, 1.0), secs(50));
+        assert_eq!(backoff(&policy, 40, 1.0), secs(100));
+        assert_eq!(backoff(&policy, 50, 1.0), None);
     }
 }

@@ -43,6 +43,18 @@ impl RetryPolicy {
         RetryPolicy::new(self.max_attempts, first_delay)
     }
 
+    /// The same policy with another cap on the delay.
+    #[must_use]
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// The longest delay.
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
     /// Attempts in all, the first included.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
@@ -87,6 +99,9 @@ mod tests {
             ]
         );
         assert_eq!(RetryPolicy::new(0, Duration::ZERO).max_attempts(), 1);
+        let capped = policy.with_max_delay(Duration::from_secs(3));
+        assert_eq!(capped.delay_after(3), ms(2_000));
+        assert_eq!(capped.delay_after(4), ms(3_000));
         assert_eq!(RetryPolicy::default().delay_after(3), None);
     }
 }
