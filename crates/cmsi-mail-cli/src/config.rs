@@ -99,8 +99,7 @@ impl DeliveryArgs {
         config: &mut Config,
     ) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
         let transport = self.transport(config).await?;
-        Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
-            .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
+        mailer_over(config, transport)
     }
 
     /// The transport `config` describes, with the command line's overrides.
@@ -121,6 +120,16 @@ impl DeliveryArgs {
         self.transport
             .or(self.outbox.as_ref().map(|_| TransportKind::File))
     }
+}
+
+/// A mailer over `transport` with `config`'s sender and users (taken out of
+/// `config`).
+pub(crate) fn mailer_over(
+    config: &mut Config,
+    transport: Box<dyn Transport>,
+) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
+    Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
+        .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,20 +201,28 @@ impl Config {
     /// `[queue]`, its URL replaced by `CMSI_MAIL_QUEUE_URL` when that is set
     /// (which also stands for a missing table).
     pub(crate) fn queue_settings(&self) -> anyhow::Result<cmsi_mail_queue::QueueSettings> {
+        self.configured_queue().with_context(|| {
+            format!(
+                "no queue is configured: add a [queue] table with url = \"postgres://…\" \
+                 to the config (--config FILE), or set {QUEUE_URL_ENV}"
+            )
+        })
+    }
+
+    /// The queue's settings when there is a queue: a `[queue]` table, or
+    /// `CMSI_MAIL_QUEUE_URL` (whose url wins over the table's).
+    pub(crate) fn configured_queue(&self) -> Option<cmsi_mail_queue::QueueSettings> {
         let from_env = std::env::var(QUEUE_URL_ENV)
             .ok()
             .filter(|url| !url.is_empty());
         match (self.queue.clone(), from_env) {
             (Some(mut settings), Some(url)) => {
                 settings.url = url;
-                Ok(settings)
+                Some(settings)
             }
-            (Some(settings), None) => Ok(settings),
-            (None, Some(url)) => Ok(cmsi_mail_queue::QueueSettings::new(url)),
-            (None, None) => anyhow::bail!(
-                "no queue is configured: add a [queue] table with url = \"postgres://…\" \
-                 to the config (--config FILE), or set {QUEUE_URL_ENV}"
-            ),
+            (Some(settings), None) => Some(settings),
+            (None, Some(url)) => Some(cmsi_mail_queue::QueueSettings::new(url)),
+            (None, None) => None,
         }
     }
 

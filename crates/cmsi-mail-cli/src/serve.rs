@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use cmsi_mail::Transport;
 use cmsi_mail_gateway::{AppRegistry, Gateway, serve};
+use cmsi_mail_queue::{Queue, redact_url};
 
 use crate::Outcome;
-use crate::config::DeliveryArgs;
+use crate::config::{DeliveryArgs, mailer_over};
 use crate::outbox;
 use crate::shutdown::shutdown_signal;
 
@@ -43,7 +45,17 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     if apps.is_empty() {
         anyhow::bail!(NO_APP);
     }
-    let mailer = args.delivery.mailer(&mut config).await?;
+    // One transport, shared by the gateway (when it delivers) and the
+    // in-process workers (when it queues).
+    let transport: Arc<dyn Transport> = Arc::from(args.delivery.transport(&config).await?);
+    let mailer = mailer_over(&mut config, Box::new(Arc::clone(&transport)))?;
+    let queue =
+        match config.configured_queue() {
+            Some(settings) => Some(Queue::connect(&settings).await.with_context(|| {
+                format!("cannot open the queue at {}", redact_url(&settings.url))
+            })?),
+            None => None,
+        };
 
     let listen = args.listen.unwrap_or_else(|| config.server.listen());
     let listener = tokio::net::TcpListener::bind(listen)
@@ -51,6 +63,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
     let mut gateway = Gateway::new(mailer, apps, &config.server)?;
+    if let Some(queue) = &queue {
+        gateway = gateway.with_queue(queue.clone());
+    }
     let outbox = config
         .server
         .outbox_ui
@@ -75,12 +90,32 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             dir.display()
         );
     }
+    // `[queue] workers` deliver in this process; 0 makes a pure gateway.
+    let workers = queue
+        .as_ref()
+        .filter(|queue| queue.settings().workers() > 0)
+        .map(|queue| queue.start_workers(Arc::clone(&transport)));
+    if let (Some(queue), Some(workers)) = (&queue, &workers) {
+        eprintln!(
+            "cmsi-mail: queueing into {}, {} workers delivering",
+            redact_url(&queue.settings().url),
+            workers.len()
+        );
+    }
     // One plain line for people and scripts, whatever the log format; the
     // last one before serving.
     eprintln!("cmsi-mail: listening on http://{local}");
-    serve(listener, gateway, shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    let served = serve(listener, gateway, shutdown_signal()).await;
+    // The requests are answered; then the workers give back what they have
+    // not delivered.
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
+    transport.close().await;
+    if let Some(queue) = &queue {
+        queue.close().await;
+    }
+    served.context("the HTTP server failed")?;
     eprintln!("cmsi-mail: stopped");
     Ok(Outcome::Done)
 }

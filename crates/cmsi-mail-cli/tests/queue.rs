@@ -6,15 +6,16 @@
 #![cfg(test)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use cmsi_mail_queue::{Queue, QueueSettings, State, Status};
 use cmsi_mail_testkit::envelope_and_bytes;
 use cmsi_mail_testkit::postgres::PostgresServer;
+use cmsi_mail_testkit::process::{Listening, Process};
 use cmsi_mail_testkit::servers::{SmtpOptions, SmtpServer, free_port};
 use serde_json::{Value, json};
 
@@ -43,6 +44,7 @@ impl Setup {
                  [transport.smtp]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\n\
                  smtp_user = \"testuser\"\nsmtp_pwd = \"testpass\"\nsmtp_usetls = true\n\
                  ca_file = {ca:?}\nmax_attempts = 1\ntimeout_secs = 10\n\
+                 [apps.monitor]\nsecret = \"s3cret\"\nallow_bk_username = true\n\
                  [queue]\nurl = {url:?}\npoll_seconds = 0.5\nlease_seconds = 2\n\
                  retry_base_seconds = 0.2\nretry_max_seconds = 1\n{queue}\n",
                 port = smtp.port,
@@ -64,8 +66,14 @@ impl Setup {
             .unwrap()
     }
 
-    fn worker(&self, workers: usize) -> Worker {
+    fn worker(&self, workers: usize) -> Process {
         Worker::start(&self.config, workers, &[])
+    }
+
+    /// `cmsi-mail serve` on this configuration: it queues, and its
+    /// `[queue] workers` deliver.
+    fn serve(&self) -> Listening {
+        serve(&self.config)
     }
 
     /// `cmsi-mail queue ARGS --config FILE`.
@@ -81,83 +89,81 @@ impl Setup {
     }
 }
 
-/// A running `cmsi-mail worker`, killed when dropped.
-struct Worker {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+/// `cmsi-mail serve --config FILE` on a port of its choosing.
+fn serve(config: &Path) -> Listening {
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(config);
+    Listening::start(command)
 }
 
+const SEND_MAIL: &str = "/api/c/compapi/cmsi/send_mail/";
+const MAIL_STATUS: &str = "/api/c/compapi/cmsi/mail_status/";
+
+/// A send_mail request of app `monitor` to `receiver`.
+fn request(receiver: &str, title: &str) -> Value {
+    json!({
+        "bk_app_code": "monitor", "bk_app_secret": "s3cret", "bk_username": "admin",
+        "receiver": receiver, "title": title, "content": "<p>queued</p>",
+    })
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
+    client
+        .post(format!("{url}{SEND_MAIL}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls mail_status until the message is in `state` (60 s at most).
+async fn status_until(url: &str, message_id: &str, state: &str) -> Value {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply: Value = client
+            .get(format!("{url}{MAIL_STATUS}"))
+            .query(&[
+                ("bk_app_code", "monitor"),
+                ("bk_app_secret", "s3cret"),
+                ("bk_username", "admin"),
+                ("message_id", message_id),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if reply["data"]["state"] == state {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "never {state}: {reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running `cmsi-mail worker` (ready when it says its workers deliver).
+struct Worker;
+
 impl Worker {
-    fn start(config: &Path, workers: usize, envs: &[(&str, &str)]) -> Worker {
+    fn start(config: &Path, workers: usize, envs: &[(&str, &str)]) -> Process {
         let mut command = Command::new(BIN);
         command
             .arg("worker")
             .arg("--config")
             .arg(config)
-            .args(["--workers", &workers.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .args(["--workers", &workers.to_string()]);
         for (key, value) in envs {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (ready, started) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("workers delivering") {
-                    let _ = ready.send(());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let worker = Worker { child, log };
-        assert!(
-            started.recv_timeout(Duration::from_secs(30)).is_ok(),
-            "the worker did not start: {}",
-            worker.log()
-        );
-        worker
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then waits (generously) for it to exit.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "did not stop: {}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Process::start(command, |line| line.contains("workers delivering")).0
     }
 }
 
@@ -256,7 +262,7 @@ async fn a_worker_killed_mid_delivery_is_replaced_after_its_lease() {
 async fn several_worker_processes_deliver_each_message_exactly_once() {
     let setup = Setup::new("");
     let queue = setup.queue().await;
-    let mut workers: Vec<Worker> = (0..3).map(|_| setup.worker(2)).collect();
+    let mut workers: Vec<Process> = (0..3).map(|_| setup.worker(2)).collect();
     let accepting: Vec<_> = (0..4)
         .map(|client| {
             let queue = queue.clone();
@@ -482,4 +488,368 @@ async fn the_queue_url_comes_from_the_environment_and_its_password_stays_out_of_
         "{}",
         text(&missing)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_queues_and_mail_status_shows_the_receipt() {
+    let setup = Setup::new("");
+    let serve = setup.serve();
+    let client = reqwest::Client::new();
+    let reply = post(
+        &client,
+        &serve.url,
+        &request("a@example.com, reject-b@example.com", "排队"),
+    )
+    .await;
+    assert_eq!(reply["result"], true, "{reply}");
+    assert_eq!(reply["code"], "00");
+    assert_eq!(reply["data"]["queued"], true, "{reply}");
+    assert_eq!(
+        reply["data"]["recipients"],
+        json!(["a@example.com", "reject-b@example.com"])
+    );
+    let message_id = reply["data"]["message_id"].as_str().unwrap().to_owned();
+
+    let status = status_until(&serve.url, &message_id, "sent").await;
+    assert_eq!(status["result"], true);
+    assert_eq!(status["data"]["accepted"], json!(["a@example.com"]));
+    let rejected = &status["data"]["rejected"][0];
+    assert_eq!(rejected["recipient"], "reject-b@example.com");
+    assert!(
+        rejected["reason"].as_str().unwrap().contains("550"),
+        "{status}"
+    );
+    assert_eq!(setup.smtp.messages().len(), 1);
+    assert_eq!(
+        message_ids(&setup.smtp),
+        [message_id.trim_matches(['<', '>'])]
+    );
+
+    // Another app's, or an unknown, message is not shown; a missing id is named.
+    let reply: Value = client
+        .get(format!("{}{MAIL_STATUS}", serve.url))
+        .query(&[
+            ("bk_app_code", "monitor"),
+            ("bk_app_secret", "s3cret"),
+            ("bk_username", "admin"),
+            ("message_id", "<nobody@example.com>"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["result"], false, "{reply}");
+    assert_eq!(reply["code"], "1306000");
+    let reply: Value = client
+        .post(format!("{}{MAIL_STATUS}", serve.url))
+        .json(&json!({"bk_app_code": "monitor", "bk_app_secret": "s3cret", "bk_username": "admin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["data"]["field"], "message_id", "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_refusal_is_failed_in_mail_status_and_queue_list() {
+    let setup = Setup::new("");
+    let serve = setup.serve();
+    let reply = post(
+        &reqwest::Client::new(),
+        &serve.url,
+        &request("reject-x@example.com", "refused"),
+    )
+    .await;
+    let message_id = reply["data"]["message_id"].as_str().unwrap().to_owned();
+    let status = status_until(&serve.url, &message_id, "failed").await;
+    let error = status["data"]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("550") && error.contains("no such user"),
+        "{status}"
+    );
+    let listed = setup.queue_command(&["list", "--state", "failed"]);
+    assert!(
+        text(&listed).contains(message_id.trim_matches(['<', '>'])),
+        "{}",
+        text(&listed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_down_for_20_seconds_loses_and_duplicates_nothing_through_the_gateway() {
+    // The relay's port is known but nothing listens on it yet.
+    let port = free_port();
+    // Retries every second at most, and enough of them for the outage.
+    let setup = Setup::new("max_attempts = 100");
+    let config = std::fs::read_to_string(&setup.config).unwrap().replace(
+        &format!("smtp_port = {}", setup.smtp.port),
+        &format!("smtp_port = {port}"),
+    );
+    std::fs::write(&setup.config, config).unwrap();
+    let serve = setup.serve();
+
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let replies: Vec<Value> = futures_join(
+        (0..100)
+            .map(|n| {
+                let (client, url) = (client.clone(), serve.url.clone());
+                tokio::spawn(async move {
+                    post(
+                        &client,
+                        &url,
+                        &request(&format!("user{n}@example.com"), &format!("down {n}")),
+                    )
+                    .await
+                })
+            })
+            .collect(),
+    )
+    .await;
+    let answered = started.elapsed();
+    assert!(
+        replies.iter().all(|reply| reply["code"] == "00"),
+        "{replies:?}"
+    );
+    let sent: BTreeSet<String> = replies
+        .iter()
+        .map(|reply| {
+            reply["data"]["message_id"]
+                .as_str()
+                .unwrap()
+                .trim_matches(['<', '>'])
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(sent.len(), 100);
+    println!("relay down: 100 requests answered 00 in {answered:?}");
+
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(started.elapsed())).await;
+    let relay = SmtpServer::start_on_port(port, SmtpOptions::default());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while relay.messages().len() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 100 delivered",
+            relay.messages().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let delivered = message_ids(&relay);
+    assert_eq!(delivered.len(), 100, "no duplicates");
+    assert_eq!(
+        delivered.into_iter().collect::<BTreeSet<_>>(),
+        sent,
+        "none lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_idempotency_key_queues_one_message_through_the_gateway() {
+    let setup = Setup::new("");
+    let serve = setup.serve();
+    let client = reqwest::Client::new();
+    let send = |key: &'static str, title: &'static str| {
+        let (client, url) = (client.clone(), serve.url.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{url}{SEND_MAIL}"))
+                .header("Idempotency-Key", key)
+                .json(&request("a@example.com", title))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    let first = send("order-1", "first").await.unwrap();
+    let again = send("order-1", "again").await.unwrap();
+    assert_eq!(first["data"]["queued"], true, "{first}");
+    assert_eq!(again["data"], first["data"], "the first answer, again");
+    let concurrent = futures_join(
+        (0..10)
+            .map(|n| send("order-2", if n == 0 { "a" } else { "b" }))
+            .collect(),
+    )
+    .await;
+    let ids: BTreeSet<&str> = concurrent
+        .iter()
+        .map(|reply| reply["data"]["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{concurrent:?}");
+    let bad = send("", "empty key").await.unwrap();
+    assert_eq!(bad["code"], "1306000", "{bad}");
+
+    let queue = setup.queue().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while setup.smtp.messages().len() < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(setup.smtp.messages().len(), 2, "one message per key");
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.queued + stats.sending + stats.sent + stats.failed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_and_three_workers_deliver_2000_requests_each_once() {
+    let url = PostgresServer::shared().create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let config = dir.path().join("cmsi-mail.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mail_sender = \"noreply@example.com\"\n[transport]\nkind = \"file\"\n\
+             [transport.file]\ndir = {outbox:?}\n\
+             [apps.monitor]\nsecret = \"s3cret\"\nallow_bk_username = true\n\
+             [queue]\nurl = {url:?}\nworkers = 0\npoll_seconds = 0.5\nlease_seconds = 5\n"
+        ),
+    )
+    .unwrap();
+    let gateways = [serve(&config), serve(&config)];
+    let _workers: Vec<Process> = (0..3).map(|_| Worker::start(&config, 2, &[])).collect();
+
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let clients: Vec<_> = (0..32)
+        .map(|c| {
+            let client = client.clone();
+            let url = gateways[c % 2].url.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in (c..2000).step_by(32) {
+                    let reply =
+                        post(&client, &url, &request("a@example.com", &format!("m{n}"))).await;
+                    assert_eq!(reply["code"], "00", "{reply}");
+                    ids.push(
+                        reply["data"]["message_id"]
+                            .as_str()
+                            .unwrap()
+                            .trim_matches(['<', '>'])
+                            .to_owned(),
+                    );
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut sent = BTreeSet::new();
+    for client in clients {
+        sent.extend(client.await.unwrap());
+    }
+    let accepted = started.elapsed();
+    assert_eq!(sent.len(), 2000);
+
+    let emls = || -> Vec<PathBuf> {
+        std::fs::read_dir(&outbox)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| entry.path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while emls().len() < 2000 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 2000 delivered",
+            emls().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let drained = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut delivered = BTreeMap::new();
+    for path in emls() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let id = text
+            .lines()
+            .find_map(|line| line.strip_prefix("Message-ID:"))
+            .unwrap()
+            .trim()
+            .trim_matches(['<', '>'])
+            .to_owned();
+        *delivered.entry(id).or_insert(0) += 1;
+    }
+    println!("2 gateways, 3 workers: 2000 accepted in {accepted:?}, delivered by {drained:?}");
+    assert_eq!(delivered.len(), 2000);
+    assert!(
+        delivered.values().all(|&count| count == 1),
+        "each Message-ID once"
+    );
+    assert_eq!(delivered.keys().cloned().collect::<BTreeSet<_>>(), sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_database_is_answered_1306201_quickly_and_healthz_stays_up() {
+    // A cluster of its own: stopping the shared one would stop other tests.
+    let postgres = PostgresServer::start();
+    let url = postgres.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cmsi-mail.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[transport]\nkind = \"file\"\n[transport.file]\ndir = {:?}\n\
+             [apps.monitor]\nsecret = \"s3cret\"\nallow_bk_username = true\n\
+             [queue]\nurl = {url:?}\nworkers = 1\n",
+            dir.path().join("outbox")
+        ),
+    )
+    .unwrap();
+    let serve = serve(&config);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post(&client, &serve.url, &request("a@example.com", "up")).await["code"],
+        "00"
+    );
+
+    postgres.stop();
+    let started = Instant::now();
+    let reply = post(&client, &serve.url, &request("a@example.com", "down")).await;
+    let waited = started.elapsed();
+    assert_eq!(reply["code"], "1306201", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("queue"),
+        "{reply}"
+    );
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    let health = client
+        .get(format!("{}/healthz", serve.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "the process is up");
+
+    postgres.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = post(&client, &serve.url, &request("a@example.com", "again")).await;
+        if reply["code"] == "00" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never accepted again: {reply}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Awaits every task, in order.
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Value>>) -> Vec<Value> {
+    let mut replies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    replies
 }

@@ -3,14 +3,14 @@
 // Test code throughout: clippy.toml allows unwrap, expect, panic and indexing here.
 #![cfg(test)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cmsi_mail_testkit::fs::file_names;
 use cmsi_mail_testkit::oracle::{python_email_clean, python_shape};
+use cmsi_mail_testkit::process::Listening;
 use cmsi_mail_testkit::servers::{MotoServer, SmtpOptions, SmtpServer};
 use cmsi_mail_testkit::{venv_python, workspace_root};
 use serde_json::{Value, json};
@@ -18,75 +18,20 @@ use serde_json::{Value, json};
 const APPS: &str = "[apps.monitor]\nsecret = \"s3cret\"\nallow_bk_username = true\n";
 
 /// A running `cmsi-mail serve` on a port of its choosing.
-struct Serve {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
+struct Serve;
 
 impl Serve {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Serve {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Listening {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cmsi-mail"));
         command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .current_dir(workspace_root());
         for (key, value) in envs {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (ready, url) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("cmsi-mail: listening on ") {
-                    let _ = ready.send(url.to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let url = url
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("serve did not start: {:?}", log.lock().unwrap()));
-        Serve {
-            child,
-            url,
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let status = self.child.wait().unwrap();
-        // Everything the process wrote is in the log once its stderr is drained.
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        status
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Listening::start(command)
     }
 }
 
@@ -307,7 +252,7 @@ fn sigterm_lets_the_request_in_progress_finish() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(smtp.count("data"), 1);
-    let status = serve.terminate();
+    let status = serve.process_mut().terminate();
     let reply = in_flight.join().unwrap();
     assert_eq!(reply["result"], true, "{reply}");
     assert!(status.success(), "{status:?}: {}", serve.log());
@@ -410,7 +355,7 @@ fn hostile_bodies_without_credentials_cost_little_memory_and_no_latency() {
         let addr = serve.url.trim_start_matches("http://").to_owned();
         // Settled memory after a first request, before the flood.
         healthz_latency(&addr);
-        let before = peak_rss(serve.child.id());
+        let before = peak_rss(serve.pid());
         let body = Arc::new(body);
         let senders: Vec<_> = (0..SENDERS)
             .map(|_| {
@@ -430,7 +375,7 @@ fn hostile_bodies_without_credentials_cost_little_memory_and_no_latency() {
                 "{what}: refused for its missing credentials: {answer}"
             );
         }
-        let grown = peak_rss(serve.child.id()).saturating_sub(before);
+        let grown = peak_rss(serve.pid()).saturating_sub(before);
         let in_flight = (SENDERS * body.len()) as u64;
         latencies.sort();
         let worst = latencies.last().copied().unwrap_or_default();

@@ -7,6 +7,7 @@ mod config;
 pub mod fuzz;
 mod outcome;
 mod pipeline;
+mod queued;
 mod send_mail;
 mod server;
 
@@ -20,12 +21,14 @@ use cmsi_mail::{Mailer, Transport};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub use cmsi_mail_queue::Queue;
 pub use config::{
     AppConfig, AppConfigError, AppRegistry, Apps, DEFAULT_BODY_TIMEOUT_SECS,
     DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLIGHT_BODY_BYTES,
     DEFAULT_REQUEST_TIMEOUT_SECS, ServerConfig, ServerConfigError,
 };
+pub use queued::MAIL_STATUS_PATHS;
 pub use send_mail::SEND_MAIL_PATHS;
 
 use body::BodyReader;
@@ -40,6 +43,8 @@ pub struct Gateway {
     connections: server::ConnectionLimits,
     /// More routes served beside the API (e.g. the CLI's outbox viewer).
     extra_routes: Option<Router>,
+    /// Where mail goes instead of the transport, when `[queue]` is configured.
+    queue: Option<Queue>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -76,6 +81,7 @@ impl Gateway {
                 header_timeout: server.header_timeout(),
             },
             extra_routes: None,
+            queue: None,
         })
     }
 
@@ -85,6 +91,15 @@ impl Gateway {
     #[must_use]
     pub fn with_routes(mut self, routes: Router) -> Self {
         self.extra_routes = Some(routes);
+        self
+    }
+
+    /// Stores mail in `queue` for its workers instead of delivering it while
+    /// the caller waits (the answer then says `"queued": true`), and serves
+    /// `mail_status`.
+    #[must_use]
+    pub fn with_queue(mut self, queue: Queue) -> Self {
+        self.queue = Some(queue);
         self
     }
 
@@ -105,6 +120,12 @@ impl Gateway {
         let mut router = Router::new().route("/healthz", get(healthz));
         for path in SEND_MAIL_PATHS {
             router = router.route(path, send_mail.clone());
+        }
+        let mail_status: MethodRouter<Arc<Gateway>> = MethodRouter::new()
+            .get(queued::mail_status)
+            .post(queued::mail_status);
+        for path in MAIL_STATUS_PATHS {
+            router = router.route(path, mail_status.clone());
         }
         let extra = self.extra_routes.clone().unwrap_or_default();
         router

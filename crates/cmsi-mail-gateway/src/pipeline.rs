@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, header};
 use cmsi_mail::{Error, Problem, RequestError, SendMailRequest};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::Gateway;
@@ -17,6 +18,9 @@ use crate::outcome::Outcome;
 /// Bodies up to this size are parsed and composed on the async threads; larger
 /// ones on the blocking pool, so that no body holds up other requests.
 const INLINE_WORK_BYTES: usize = 64 * 1024;
+
+/// The header that makes a repeated request safe (with a queue).
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Most `key=value` pairs a form body or query string may hold.
 const MAX_FORM_PAIRS: usize = 10_000;
@@ -69,9 +73,37 @@ impl Fields {
     pub(crate) fn request(&self) -> Result<SendMailRequest<'_>, RequestError> {
         match self.encoding {
             Encoding::Json => SendMailRequest::from_json(&self.body),
-            Encoding::Form => from_pairs(&self.body),
-            Encoding::Query => from_pairs(self.query_bytes()),
+            Encoding::Form => SendMailRequest::from_value(pairs_object(&self.body)?),
+            Encoding::Query => SendMailRequest::from_value(pairs_object(self.query_bytes())?),
         }
+    }
+
+    /// The fields as any other request type (the routes that do not send
+    /// mail): JSON read directly, a form or query string as strings.
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, RequestError> {
+        let value = match self.encoding {
+            Encoding::Json => {
+                if !auth::opens_object(&self.body) {
+                    return Err(RequestError::new(
+                        "request",
+                        Problem::Malformed("the request must be a JSON object".to_owned()),
+                    ));
+                }
+                let mut deserializer = serde_json::Deserializer::from_slice(&self.body);
+                let parsed =
+                    serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
+                deserializer.end().map_err(|error| {
+                    RequestError::new(
+                        "request",
+                        Problem::Malformed(format!("the body is not valid JSON: {error}")),
+                    )
+                })?;
+                return Ok(parsed);
+            }
+            Encoding::Form => pairs_object(&self.body)?,
+            Encoding::Query => pairs_object(self.query_bytes())?,
+        };
+        serde_path_to_error::deserialize(value).map_err(path_error)
     }
 
     fn query_bytes(&self) -> &[u8] {
@@ -89,6 +121,9 @@ pub(crate) struct Call {
     pub(crate) app: String,
     pub(crate) fields: Arc<Fields>,
     pub(crate) body: ReadBody,
+    /// The `Idempotency-Key` header: with a queue, a repeated key gets the
+    /// first answer and queues nothing.
+    pub(crate) idempotency_key: Option<String>,
 }
 
 impl Gateway {
@@ -102,6 +137,21 @@ impl Gateway {
         query: Option<&str>,
         body: Body,
     ) -> Result<Call, Outcome> {
+        let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(value) => match value.to_str() {
+                Ok(key) => Some(key.to_owned()),
+                Err(_) => {
+                    return Err(Outcome::answer(
+                        axum::http::StatusCode::OK,
+                        cmsi_mail::EsbResponse::refused(
+                            "Idempotency-Key must be printable ASCII text",
+                        ),
+                        "idempotency key",
+                    ));
+                }
+            },
+        };
         let header_app = match Credentials::from_header(headers) {
             Ok(Some(credentials)) => match credentials.authenticate(&self.apps) {
                 Ok(app) => Some(app),
@@ -139,7 +189,12 @@ impl Gateway {
                 }
             }
         };
-        Ok(Call { app, fields, body })
+        Ok(Call {
+            app,
+            fields,
+            body,
+            idempotency_key,
+        })
     }
 }
 
@@ -155,9 +210,9 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.ok()
 }
 
-/// A form or query string as a request: every value a string, a repeated key an
-/// array of strings.
-fn from_pairs(encoded: &[u8]) -> Result<SendMailRequest<'static>, RequestError> {
+/// A form or query string as a JSON object: every value a string, a repeated
+/// key an array of strings.
+fn pairs_object(encoded: &[u8]) -> Result<Value, RequestError> {
     let mut object = Map::new();
     for (index, (key, value)) in form_urlencoded::parse(encoded).enumerate() {
         if index == MAX_FORM_PAIRS {
@@ -179,5 +234,20 @@ fn from_pairs(encoded: &[u8]) -> Result<SendMailRequest<'static>, RequestError> 
             }
         }
     }
-    SendMailRequest::from_value(Value::Object(object))
+    Ok(Value::Object(object))
+}
+
+/// A serde error as a request error naming the field; broken JSON is the
+/// request's as a whole.
+fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if path == "." || inner.is_syntax() || inner.is_eof() {
+        RequestError::new(
+            "request",
+            Problem::Malformed(format!("the body is not valid JSON: {inner}")),
+        )
+    } else {
+        RequestError::new(path, Problem::Malformed(inner.to_string()))
+    }
 }

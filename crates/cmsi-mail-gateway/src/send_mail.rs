@@ -13,6 +13,7 @@ use cmsi_mail::{Error, RequestError, SendMailRequest};
 use crate::Gateway;
 use crate::outcome::{Answering, Outcome, describe};
 use crate::pipeline::{Call, Fields, off_runtime};
+use crate::queued;
 
 /// The paths the ESB serves `send_mail` on.
 pub const SEND_MAIL_PATHS: [&str; 4] = [
@@ -40,7 +41,8 @@ pub(crate) async fn send_mail(
 impl Gateway {
     /// Sends an authenticated call's mail: `request` reads it from the call's
     /// fields. Only here is a delivery slot taken, and the parse and
-    /// composition run off the async threads when the body is large.
+    /// composition run off the async threads when the body is large. With a
+    /// queue the message is stored for the workers instead of delivered.
     pub(crate) async fn send(
         self: &Arc<Self>,
         call: Call,
@@ -48,7 +50,12 @@ impl Gateway {
     ) -> Outcome {
         // The semaphore is never closed, so acquiring cannot fail.
         let _permit = self.deliveries.acquire().await;
-        let Call { app, fields, body } = call;
+        let Call {
+            app,
+            fields,
+            body,
+            idempotency_key,
+        } = call;
         let gateway = Arc::clone(self);
         let prepared = off_runtime(fields.len(), move || {
             let request = request(&fields).map_err(Error::from)?;
@@ -63,6 +70,9 @@ impl Gateway {
             Some(Err(error)) => return Outcome::error(&error, Some(app)),
             None => return Outcome::internal(),
         };
+        if let Some(queue) = &self.queue {
+            return queued::enqueue(queue, app, idempotency_key.as_deref(), &prepared).await;
+        }
         let result = self.mailer.deliver(&prepared).await;
         Outcome {
             status: StatusCode::OK,

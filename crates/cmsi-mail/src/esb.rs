@@ -111,14 +111,31 @@ impl EsbResponse {
         if let Some(id) = &sent.receipt.transport_id {
             data.insert("transport_id".into(), json!(id));
         }
+        EsbResponse::ok_with_data(Value::Object(data)).with_username_check(&sent.username_check)
+    }
+
+    /// The response for a message a queue has taken, to be delivered later:
+    /// `data` holds `message_id`, `"queued": true`, the envelope's
+    /// `recipients` and, when some usernames did not resolve, `username_check`.
+    pub fn queued(message_id: &str, recipients: &[String], check: &UsernameCheck) -> Self {
+        EsbResponse::ok_with_data(json!({
+            "message_id": format!("<{message_id}>"),
+            "queued": true,
+            "recipients": recipients,
+        }))
+        .with_username_check(check)
+    }
+
+    /// A success whose `data` was made before: a queue's stored first answer
+    /// to a repeated request, or a status.
+    pub fn ok_with_data(data: Value) -> Self {
         EsbResponse {
             result: true,
             code: CODE_OK.to_owned(),
             message: "OK".to_owned(),
-            data: Value::Object(data),
+            data,
             request_id: None,
         }
-        .with_username_check(&sent.username_check)
     }
 
     /// The response for a failed request.

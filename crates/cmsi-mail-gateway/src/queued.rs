@@ -1,0 +1,158 @@
+//! With a queue (`[queue]`): `send` stores the composed message instead of
+//! delivering it, and `mail_status` says what became of it.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use cmsi_mail::{EsbResponse, Prepared, Problem, RequestError};
+use cmsi_mail_queue::Queue;
+use serde::Deserialize;
+
+use crate::Gateway;
+use crate::outcome::{Answering, Outcome};
+use crate::pipeline::Call;
+
+/// The paths `mail_status` is served on, beside the ESB's `send_mail`.
+pub const MAIL_STATUS_PATHS: [&str; 4] = [
+    "/api/c/compapi/cmsi/mail_status/",
+    "/api/c/compapi/cmsi/mail_status",
+    "/api/c/compapi/v2/cmsi/mail_status/",
+    "/api/c/compapi/v2/cmsi/mail_status",
+];
+
+/// Stores `prepared` in `queue` for `app`; answers once it is committed.
+pub(crate) async fn enqueue(
+    queue: &Queue,
+    app: String,
+    idempotency_key: Option<&str>,
+    prepared: &Prepared,
+) -> Outcome {
+    let recipients = prepared.envelope.recipients();
+    let first = EsbResponse::queued(
+        &prepared.composed.message_id,
+        recipients,
+        &prepared.username_check,
+    );
+    let accepted = queue
+        .accept(
+            &app,
+            idempotency_key,
+            &prepared.envelope,
+            &prepared.composed,
+            &first.data,
+        )
+        .await;
+    match accepted {
+        Ok(accepted) => Outcome {
+            status: StatusCode::OK,
+            // A repeated key answers with what the first request was told.
+            response: EsbResponse::ok_with_data(accepted.response),
+            app_code: Some(app),
+            retry_after: None,
+            recipients: if accepted.repeated {
+                0
+            } else {
+                recipients.len()
+            },
+            failure: None,
+        },
+        Err(error) => Outcome {
+            app_code: Some(app),
+            ..queue_failure(&error)
+        },
+    }
+}
+
+/// What a queue error means for the caller: its own mistake (a bad key), or
+/// the service's (the database), never with the database's password.
+fn queue_failure(error: &cmsi_mail_queue::Error) -> Outcome {
+    match error {
+        cmsi_mail_queue::Error::IdempotencyKey => Outcome::answer(
+            StatusCode::OK,
+            EsbResponse::refused(error.to_string()),
+            "idempotency key",
+        ),
+        _ if error.is_unavailable() => Outcome::answer(
+            StatusCode::OK,
+            EsbResponse::unavailable(
+                "the delivery queue cannot be reached: nothing was stored; try again",
+            ),
+            "queue unavailable",
+        ),
+        _ => Outcome::answer(
+            StatusCode::OK,
+            EsbResponse::unavailable(format!("the delivery queue failed: {error}")),
+            "queue failed",
+        ),
+    }
+}
+
+/// The fields of a `mail_status` request (besides the credentials).
+#[derive(Deserialize)]
+struct StatusRequest {
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+pub(crate) async fn mail_status(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answering = Answering::start("mail_status");
+    let outcome = match gateway.admit(&method, &headers, uri.query(), body).await {
+        Ok(call) => gateway.status(call).await,
+        Err(outcome) => outcome,
+    };
+    answering.finish(&method, &uri, outcome)
+}
+
+impl Gateway {
+    /// The state of one of the calling app's messages.
+    async fn status(&self, call: Call) -> Outcome {
+        let app = call.app.clone();
+        let with_app = |outcome: Outcome| Outcome {
+            app_code: Some(app.clone()),
+            ..outcome
+        };
+        let Some(queue) = &self.queue else {
+            return with_app(Outcome::answer(
+                StatusCode::OK,
+                EsbResponse::refused(
+                    "mail_status needs the delivery queue ([queue] in the configuration): \
+                     without it send_mail delivers at once, and its answer is final",
+                ),
+                "no queue",
+            ));
+        };
+        let request: StatusRequest = match call.fields.parse() {
+            Ok(request) => request,
+            Err(error) => return Outcome::error(&error.into(), Some(app)),
+        };
+        let Some(message_id) = request.message_id.filter(|id| !id.trim().is_empty()) else {
+            let error = RequestError::new("message_id", Problem::Missing);
+            return Outcome::error(&error.into(), Some(app));
+        };
+        match queue.status(&call.app, message_id.trim()).await {
+            Ok(Some(status)) => match serde_json::to_value(&status) {
+                Ok(data) => with_app(Outcome {
+                    failure: None,
+                    ..Outcome::answer(StatusCode::OK, EsbResponse::ok_with_data(data), "")
+                }),
+                Err(_) => with_app(Outcome::internal()),
+            },
+            // Another app's message is as unknown as one that never was.
+            Ok(None) => with_app(Outcome::answer(
+                StatusCode::OK,
+                EsbResponse::refused("message_id: no such message for this app"),
+                "unknown message",
+            )),
+            Err(error) => with_app(queue_failure(&error)),
+        }
+    }
+}
