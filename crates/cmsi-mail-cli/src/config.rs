@@ -24,11 +24,21 @@
 //! [apps.monitor]
 //! secret = "s3cret"          # or: secret_env = "MONITOR_SECRET"
 //! allow_bk_username = true
+//! tenants = ["acme"]         # only for these tenants (X-Bk-Tenant-Id)
+//! [tenants.acme]
+//! mail_sender = "noreply@acme.example"
+//! users_file = "acme-users.toml"   # or a [tenants.acme.users] table
+//! [channels.weixin]
+//! dest_url = "https://notify.example.com/weixin"
+//! timeout_secs = 30
 //! ```
 //!
-//! Relative paths (`dir`, `ca_file`) are relative to the file's own directory.
+//! Relative paths (`dir`, `ca_file`, `users_file`) are relative to the file's
+//! own directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use cmsi_mail::{Mailbox, StaticDirectory, Transport};
@@ -42,6 +52,9 @@ use crate::PLACEHOLDER_SENDER;
 /// Environment variables that override secrets of the file.
 const SMTP_USER_ENV: &str = "CMSI_MAIL_SMTP_USER";
 const SMTP_PWD_ENV: &str = "CMSI_MAIL_SMTP_PWD";
+
+/// A mailer over any transport, as `send` and `serve` build them.
+pub(crate) type Mailer = cmsi_mail::Mailer<Box<dyn Transport>>;
 
 /// Where `send` and `serve` drop mail when nothing is configured.
 const DEFAULT_OUTBOX: &str = "outbox";
@@ -94,11 +107,15 @@ impl DeliveryArgs {
         &self,
         config: &mut Config,
     ) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
-        let transport = config
+        let transport = self.transport(config).await?;
+        config.mailer(transport)
+    }
+
+    /// The transport `config` describes, with the command line's overrides.
+    pub(crate) async fn transport(&self, config: &Config) -> anyhow::Result<Box<dyn Transport>> {
+        config
             .transport(self.transport_kind(), self.outbox.as_deref())
-            .await?;
-        Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
-            .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
+            .await
     }
 
     /// The directory mail is dropped into, when the transport is the file one.
@@ -127,9 +144,28 @@ pub(crate) struct Config {
     pub(crate) server: cmsi_mail_gateway::ServerConfig,
     #[serde(default)]
     pub(crate) apps: cmsi_mail_gateway::Apps,
+    #[serde(default)]
+    tenants: BTreeMap<String, TenantConfig>,
+    #[serde(default)]
+    channels: cmsi_mail_gateway::Channels,
     /// The directory of the file, for relative paths.
     #[serde(skip)]
     base: PathBuf,
+}
+
+/// `[tenants.NAME]`: what a request with `X-Bk-Tenant-Id: NAME` sends with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantConfig {
+    /// Default sender; else the top-level `mail_sender`.
+    #[serde(default)]
+    mail_sender: Option<String>,
+    /// The tenant's own users (none of the top-level `[users]`).
+    #[serde(default)]
+    users: Option<StaticDirectory>,
+    /// A TOML file with a `[users]` table instead.
+    #[serde(default)]
+    users_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +231,61 @@ impl Config {
     /// The sender for requests that name none.
     fn sender(&self) -> anyhow::Result<Mailbox> {
         parse_sender(self.mail_sender.as_deref(), "mail_sender")
+    }
+
+    /// The top-level mailer over `transport`. Takes the users out of the
+    /// config.
+    pub(crate) fn mailer(&mut self, transport: Box<dyn Transport>) -> anyhow::Result<Mailer> {
+        Ok(cmsi_mail::Mailer::new(transport, self.sender()?)
+            .with_directory(Arc::new(std::mem::take(&mut self.users))))
+    }
+
+    /// A mailer per `[tenants.NAME]` over the one shared transport, after
+    /// checking that every `[apps.NAME] tenants` entry names one.
+    pub(crate) fn tenant_mailers(
+        &mut self,
+        shared: &Arc<dyn Transport>,
+    ) -> anyhow::Result<Vec<(String, Mailer)>> {
+        for (app, settings) in &self.apps {
+            for tenant in settings.tenants.iter().flatten() {
+                if !self.tenants.contains_key(tenant) {
+                    anyhow::bail!("[apps.{app}] tenants: there is no [tenants.{tenant}]");
+                }
+            }
+        }
+        let mut mailers = Vec::new();
+        for (name, tenant) in std::mem::take(&mut self.tenants) {
+            let sender = match &tenant.mail_sender {
+                Some(sender) => {
+                    parse_sender(Some(sender), &format!("[tenants.{name}] mail_sender"))?
+                }
+                None => self.sender()?,
+            };
+            let users = match (tenant.users, &tenant.users_file) {
+                (Some(_), Some(_)) => {
+                    anyhow::bail!("[tenants.{name}]: give users or users_file, not both")
+                }
+                (Some(users), None) => users,
+                (None, Some(path)) => load_users(&self.resolve(path))
+                    .with_context(|| format!("[tenants.{name}] users_file"))?,
+                (None, None) => StaticDirectory::new(),
+            };
+            let transport: Box<dyn Transport> = Box::new(Arc::clone(shared));
+            mailers.push((
+                name,
+                cmsi_mail::Mailer::new(transport, sender).with_directory(Arc::new(users)),
+            ));
+        }
+        Ok(mailers)
+    }
+
+    /// `[channels]`, each `ca_file` relative to the file.
+    pub(crate) fn channels(&self) -> cmsi_mail_gateway::Channels {
+        let mut channels = self.channels.clone();
+        for channel in channels.values_mut() {
+            channel.ca_file = channel.ca_file.as_deref().map(|path| self.resolve(path));
+        }
+        channels
     }
 
     /// The transport kind, `kind` overriding the file's choice (default: file).

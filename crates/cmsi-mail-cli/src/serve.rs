@@ -1,10 +1,12 @@
-//! `cmsi-mail serve`: the ESB `send_mail` endpoint over HTTP, and with
-//! `[server] outbox_ui` the outbox viewer at `/outbox/`.
+//! `cmsi-mail serve`: the ESB's `send_mail`, `send_msg` and `get_msg_type`
+//! and the bk-cmsi API over HTTP, and with `[server] outbox_ui` the outbox
+//! viewer at `/outbox/`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use cmsi_mail::Transport;
 use cmsi_mail_gateway::{AppRegistry, Gateway, serve};
 
 use crate::Outcome;
@@ -43,14 +45,21 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     if apps.is_empty() {
         anyhow::bail!(NO_APP);
     }
-    let mailer = args.delivery.mailer(&mut config).await?;
+    // One transport (one connection pool) for the top level and every tenant.
+    let shared: Arc<dyn Transport> = Arc::from(args.delivery.transport(&config).await?);
+    let tenants = config.tenant_mailers(&shared)?;
+    let mailer = config.mailer(Box::new(shared))?;
 
     let listen = args.listen.unwrap_or_else(|| config.server.listen());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let mut gateway = Gateway::new(mailer, apps, &config.server)?;
+    let mut gateway =
+        Gateway::new(mailer, apps, &config.server)?.with_channels(&config.channels())?;
+    for (name, tenant) in tenants {
+        gateway = gateway.with_tenant(name, tenant);
+    }
     let outbox = config
         .server
         .outbox_ui
@@ -67,7 +76,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         None => {}
     }
     let gateway = Arc::new(gateway);
-    tracing::info!(listen = %local, "serving send_mail");
+    tracing::info!(listen = %local, "serving the ESB and bk-cmsi APIs");
     if let Some(Some(dir)) = &outbox {
         outbox::warn_if_exposed(local);
         eprintln!(

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, header};
 use cmsi_mail::{Error, Problem, RequestError, SendMailRequest};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::Gateway;
-use crate::auth::{self, Credentials};
+use crate::auth::{self, Credentials, Require};
 use crate::body::ReadBody;
 use crate::outcome::Outcome;
 
@@ -58,6 +59,15 @@ pub(crate) struct Fields {
 }
 
 impl Fields {
+    /// Fields as a body of `encoding` holds them (for the fuzz targets).
+    pub(crate) fn new(encoding: Encoding, body: Bytes, query: Option<String>) -> Self {
+        Fields {
+            encoding,
+            body,
+            query,
+        }
+    }
+
     fn credentials(&self) -> Result<Credentials<'_>, RequestError> {
         match self.encoding {
             Encoding::Json => Credentials::from_json(&self.body),
@@ -69,8 +79,42 @@ impl Fields {
     pub(crate) fn request(&self) -> Result<SendMailRequest<'_>, RequestError> {
         match self.encoding {
             Encoding::Json => SendMailRequest::from_json(&self.body),
-            Encoding::Form => from_pairs(&self.body),
-            Encoding::Query => from_pairs(self.query_bytes()),
+            Encoding::Form => SendMailRequest::from_value(pairs_object(&self.body)?),
+            Encoding::Query => SendMailRequest::from_value(pairs_object(self.query_bytes())?),
+        }
+    }
+
+    /// Reads fields a route has beside the `send_mail` ones (`msg_type`,
+    /// `date`, …) into `T`, which skips the rest; errors name the field.
+    pub(crate) fn read<T: DeserializeOwned>(&self) -> Result<T, RequestError> {
+        let path_error = |error: serde_path_to_error::Error<serde_json::Error>| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." || inner.is_syntax() || inner.is_eof() {
+                RequestError::new(
+                    "request",
+                    Problem::Malformed(format!("the body is not valid JSON: {inner}")),
+                )
+            } else {
+                RequestError::new(path, Problem::Malformed(inner.to_string()))
+            }
+        };
+        match self.encoding {
+            Encoding::Json => {
+                if !auth::opens_object(&self.body) {
+                    return Err(RequestError::new(
+                        "request",
+                        Problem::Malformed("the request must be a JSON object".to_owned()),
+                    ));
+                }
+                let mut deserializer = serde_json::Deserializer::from_slice(&self.body);
+                serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)
+            }
+            Encoding::Form => {
+                serde_path_to_error::deserialize(pairs_object(&self.body)?).map_err(path_error)
+            }
+            Encoding::Query => serde_path_to_error::deserialize(pairs_object(self.query_bytes())?)
+                .map_err(path_error),
         }
     }
 
@@ -83,10 +127,12 @@ impl Fields {
     }
 }
 
-/// An authenticated request: the app that sent it and its fields. The body's
-/// share of the byte budget is held until the call is dropped.
+/// An authenticated request: the app that sent it, the tenant it sends for
+/// (`None`: the top-level settings) and its fields. The body's share of the
+/// byte budget is held until the call is dropped.
 pub(crate) struct Call {
     pub(crate) app: String,
+    pub(crate) tenant: Option<String>,
     pub(crate) fields: Arc<Fields>,
     _body: ReadBody,
 }
@@ -94,16 +140,17 @@ pub(crate) struct Call {
 impl Gateway {
     /// Authenticates a request and reads its body, in that order as far as
     /// the credentials allow: the header's before the body is read, a body's
-    /// by a scan that builds nothing else.
+    /// by a scan that builds nothing else. Then the tenant the app sends for.
     pub(crate) async fn admit(
         self: &Arc<Self>,
         method: &Method,
         headers: &HeaderMap,
         query: Option<&str>,
         body: Body,
+        require: Require,
     ) -> Result<Call, Outcome> {
         let header_app = match Credentials::from_header(headers) {
-            Ok(Some(credentials)) => match credentials.authenticate(&self.apps) {
+            Ok(Some(credentials)) => match credentials.authenticate(&self.apps, require) {
                 Ok(app) => Some(app),
                 Err(error) => return Err(Outcome::auth(&error)),
             },
@@ -128,7 +175,7 @@ impl Gateway {
                 let checked = off_runtime(fields.len(), move || {
                     scanned
                         .credentials()
-                        .map(|credentials| credentials.authenticate(&gateway.apps))
+                        .map(|credentials| credentials.authenticate(&gateway.apps, require))
                 })
                 .await;
                 match checked {
@@ -139,8 +186,12 @@ impl Gateway {
                 }
             }
         };
+        let tenant = self
+            .tenant(&app, headers)
+            .map_err(|error| Outcome::tenant(&error, &app))?;
         Ok(Call {
             app,
+            tenant,
             fields,
             _body: body,
         })
@@ -159,9 +210,9 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.ok()
 }
 
-/// A form or query string as a request: every value a string, a repeated key an
-/// array of strings.
-fn from_pairs(encoded: &[u8]) -> Result<SendMailRequest<'static>, RequestError> {
+/// A form or query string as a JSON object: every value a string, a repeated
+/// key an array of strings.
+fn pairs_object(encoded: &[u8]) -> Result<Value, RequestError> {
     let mut object = Map::new();
     for (index, (key, value)) in form_urlencoded::parse(encoded).enumerate() {
         if index == MAX_FORM_PAIRS {
@@ -183,5 +234,5 @@ fn from_pairs(encoded: &[u8]) -> Result<SendMailRequest<'static>, RequestError> 
             }
         }
     }
-    SendMailRequest::from_value(Value::Object(object))
+    Ok(Value::Object(object))
 }

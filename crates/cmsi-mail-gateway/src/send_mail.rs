@@ -11,6 +11,7 @@ use axum::response::Response;
 use cmsi_mail::{Error, RequestError, SendMailRequest};
 
 use crate::Gateway;
+use crate::auth::Require;
 use crate::outcome::{Answering, Outcome, describe};
 use crate::pipeline::{Call, Fields, off_runtime};
 
@@ -30,7 +31,10 @@ pub(crate) async fn send_mail(
     body: Body,
 ) -> Response {
     let answering = Answering::start("send_mail");
-    let outcome = match gateway.admit(&method, &headers, uri.query(), body).await {
+    let outcome = match gateway
+        .admit(&method, &headers, uri.query(), body, Require::AppAndUser)
+        .await
+    {
         Ok(call) => gateway.send(call, Fields::request).await,
         Err(outcome) => outcome,
     };
@@ -50,9 +54,10 @@ impl Gateway {
         let _permit = self.deliveries.acquire().await;
         let gateway = Arc::clone(self);
         let fields = Arc::clone(&call.fields);
+        let tenant = call.tenant.clone();
         let prepared = off_runtime(fields.len(), move || {
             let request = request(&fields).map_err(Error::from)?;
-            gateway.mailer.prepare(request)
+            gateway.mailer_for(tenant.as_deref()).prepare(request)
         })
         .await;
         let prepared = match prepared {
@@ -62,7 +67,10 @@ impl Gateway {
         };
         // The request's body is not needed any more: only the message is.
         let app = call.app;
-        let result = self.mailer.deliver(&prepared).await;
+        let result = self
+            .mailer_for(call.tenant.as_deref())
+            .deliver(&prepared)
+            .await;
         Outcome {
             status: StatusCode::OK,
             response: prepared.response(&result),
