@@ -296,6 +296,26 @@ mod tests {
     }
 
     #[test]
+    fn an_app_alone_is_enough_where_no_user_is_required() {
+        let apps = apps();
+        let app_only =
+            Credentials::from_pairs(b"bk_app_code=monitor&bk_app_secret=s3cret").unwrap();
+        assert_eq!(
+            app_only.authenticate(&apps, Require::App),
+            Ok("monitor".to_owned())
+        );
+        assert_eq!(
+            app_only.authenticate(&apps, Require::AppAndUser),
+            Err(AuthError::NoUser)
+        );
+        let wrong = Credentials::from_pairs(b"bk_app_code=monitor&bk_app_secret=nope").unwrap();
+        assert!(matches!(
+            wrong.authenticate(&apps, Require::App),
+            Err(AuthError::AppMismatch(_))
+        ));
+    }
+
+    #[test]
     fn the_header_is_never_quoted() {
         let mut headers = HeaderMap::new();
         for header in [

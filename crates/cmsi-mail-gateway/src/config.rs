@@ -241,6 +241,11 @@ impl AppRegistry {
             if secret.is_empty() {
                 return Err(error("the secret is empty".into()));
             }
+            if app.tenants.as_ref().is_some_and(Vec::is_empty) {
+                return Err(error(
+                    "tenants is empty: the app could send for none; remove it to allow any".into(),
+                ));
+            }
             resolved.insert(
                 code.clone(),
                 App {

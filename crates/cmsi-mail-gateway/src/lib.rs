@@ -39,7 +39,8 @@ pub use send_mail::SEND_MAIL_PATHS;
 use body::BodyReader;
 use outcome::{method_not_allowed, not_found};
 
-/// The `send_mail` endpoint: a mailer, the apps allowed to call it, and limits.
+/// The endpoints: a mailer (and one per tenant), the channels, the apps
+/// allowed to call, and limits.
 pub struct Gateway {
     mailer: Mailer<Box<dyn Transport>>,
     /// `[tenants.NAME]`: a mailer each, over the same transport.
