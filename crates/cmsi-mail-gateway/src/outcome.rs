@@ -141,6 +141,7 @@ impl Answering {
 
     /// Answers in the bk-cmsi API's shape: a failure also carries
     /// `error: {code, message}`.
+    #[must_use]
     pub(crate) fn apigw(mut self) -> Self {
         self.shape = Shape::Apigw;
         self
