@@ -1048,3 +1048,33 @@ fn channel_settings_that_cannot_work_are_refused() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn an_https_dest_url_is_verified_against_the_ca_file() {
+    let mut tls = cmsi_mail_testkit::channel::HttpsChannel::start();
+    let mut trusted = channel(&format!("{}/weixin", tls.url));
+    trusted.ca_file = Some(cmsi_mail_testkit::servers::certificate().cert.clone());
+    let server = start(Setup {
+        channels: BTreeMap::from([
+            ("weixin".to_owned(), trusted),
+            // The same server, trusted by the system's CAs only.
+            ("sms".to_owned(), channel(&format!("{}/sms", tls.url))),
+        ]),
+        ..Setup::default()
+    })
+    .await;
+    let message = |msg_type: &str| {
+        with_credentials(
+            json!({"msg_type": msg_type, "receiver__username": "alice", "title": "t", "content": "c"}),
+        )
+    };
+    let (_, reply) = server.post(SEND_MSG, &[], &message("weixin")).await;
+    assert_eq!(reply["result"], true, "{reply}");
+    assert_eq!(reply["message"], "over tls");
+    assert_eq!(tls.next_body()["data"]["heading"], "t");
+    let (_, reply) = server.post(SEND_MSG, &[], &message("sms")).await;
+    assert_eq!(reply["code"], "1306201", "{reply}");
+    let text = reply["message"].as_str().unwrap();
+    assert!(text.contains("invalid peer certificate"), "{text}");
+    server.stop().await;
+}

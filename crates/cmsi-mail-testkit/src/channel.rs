@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -204,5 +205,50 @@ fn answer(stream: TcpStream, log: &Mutex<Vec<Received>>, reply: &Reply) {
             );
             let _ = stream.write_all(head.as_bytes());
         }
+    }
+}
+
+/// A channel's server over HTTPS (Python's `http.server` with the test
+/// certificate, [`crate::servers::certificate`]): answers every POST with
+/// `{"result": true, "message": "over tls"}`.
+pub struct HttpsChannel {
+    child: Child,
+    bodies: BufReader<ChildStdout>,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl HttpsChannel {
+    /// Starts the server.
+    pub fn start() -> HttpsChannel {
+        let certificate = crate::servers::certificate();
+        let mut child = Command::new(crate::stdlib_python())
+            .arg(crate::python_script("https_channel.py"))
+            .arg(&certificate.cert)
+            .arg(&certificate.key)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cannot start python3 for the HTTPS channel");
+        let mut bodies = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut port = String::new();
+        bodies
+            .read_line(&mut port)
+            .expect("the HTTPS channel's port");
+        let url = format!("https://127.0.0.1:{}", port.trim());
+        HttpsChannel { child, bodies, url }
+    }
+
+    /// The next request body the server received (waits for it).
+    pub fn next_body(&mut self) -> Value {
+        let mut line = String::new();
+        self.bodies.read_line(&mut line).expect("a request body");
+        serde_json::from_str(&line).expect("the forwarded body is JSON")
+    }
+}
+
+impl Drop for HttpsChannel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
