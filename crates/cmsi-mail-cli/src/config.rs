@@ -27,11 +27,21 @@
 //! [queue]
 //! url = "postgres://cmsi_mail@db.example.com/cmsi_mail"   # or CMSI_MAIL_QUEUE_URL
 //! workers = 2
+//! tenants = ["acme"]         # only for these tenants (X-Bk-Tenant-Id)
+//! [tenants.acme]
+//! mail_sender = "noreply@acme.example"
+//! users_file = "acme-users.toml"   # or a [tenants.acme.users] table
+//! [channels.weixin]
+//! dest_url = "https://notify.example.com/weixin"
+//! timeout_secs = 30
 //! ```
 //!
-//! Relative paths (`dir`, `ca_file`) are relative to the file's own directory.
+//! Relative paths (`dir`, `ca_file`, `users_file`) are relative to the file's
+//! own directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use cmsi_mail::{Mailbox, StaticDirectory, Transport};
@@ -46,6 +56,9 @@ use crate::PLACEHOLDER_SENDER;
 const SMTP_USER_ENV: &str = "CMSI_MAIL_SMTP_USER";
 const SMTP_PWD_ENV: &str = "CMSI_MAIL_SMTP_PWD";
 const QUEUE_URL_ENV: &str = "CMSI_MAIL_QUEUE_URL";
+
+/// A mailer over any transport, as `send` and `serve` build them.
+pub(crate) type Mailer = cmsi_mail::Mailer<Box<dyn Transport>>;
 
 /// Where `send` and `serve` drop mail when nothing is configured.
 const DEFAULT_OUTBOX: &str = "outbox";
@@ -99,7 +112,7 @@ impl DeliveryArgs {
         config: &mut Config,
     ) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
         let transport = self.transport(config).await?;
-        mailer_over(config, transport)
+        config.mailer(transport)
     }
 
     /// The transport `config` describes, with the command line's overrides.
@@ -122,16 +135,6 @@ impl DeliveryArgs {
     }
 }
 
-/// A mailer over `transport` with `config`'s sender and users (taken out of
-/// `config`).
-pub(crate) fn mailer_over(
-    config: &mut Config,
-    transport: Box<dyn Transport>,
-) -> anyhow::Result<cmsi_mail::Mailer<Box<dyn Transport>>> {
-    Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
-        .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
@@ -147,9 +150,28 @@ pub(crate) struct Config {
     pub(crate) apps: cmsi_mail_gateway::Apps,
     #[serde(default)]
     queue: Option<cmsi_mail_queue::QueueSettings>,
+    #[serde(default)]
+    tenants: BTreeMap<String, TenantConfig>,
+    #[serde(default)]
+    channels: cmsi_mail_gateway::Channels,
     /// The directory of the file, for relative paths.
     #[serde(skip)]
     base: PathBuf,
+}
+
+/// `[tenants.NAME]`: what a request with `X-Bk-Tenant-Id: NAME` sends with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantConfig {
+    /// Default sender; else the top-level `mail_sender`.
+    #[serde(default)]
+    mail_sender: Option<String>,
+    /// The tenant's own users (none of the top-level `[users]`).
+    #[serde(default)]
+    users: Option<StaticDirectory>,
+    /// A TOML file with a `[users]` table instead.
+    #[serde(default)]
+    users_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +265,61 @@ impl Config {
     /// The sender for requests that name none.
     fn sender(&self) -> anyhow::Result<Mailbox> {
         parse_sender(self.mail_sender.as_deref(), "mail_sender")
+    }
+
+    /// The top-level mailer over `transport`. Takes the users out of the
+    /// config.
+    pub(crate) fn mailer(&mut self, transport: Box<dyn Transport>) -> anyhow::Result<Mailer> {
+        Ok(cmsi_mail::Mailer::new(transport, self.sender()?)
+            .with_directory(Arc::new(std::mem::take(&mut self.users))))
+    }
+
+    /// A mailer per `[tenants.NAME]` over the one shared transport, after
+    /// checking that every `[apps.NAME] tenants` entry names one.
+    pub(crate) fn tenant_mailers(
+        &mut self,
+        shared: &Arc<dyn Transport>,
+    ) -> anyhow::Result<Vec<(String, Mailer)>> {
+        for (app, settings) in &self.apps {
+            for tenant in settings.tenants.iter().flatten() {
+                if !self.tenants.contains_key(tenant) {
+                    anyhow::bail!("[apps.{app}] tenants: there is no [tenants.{tenant}]");
+                }
+            }
+        }
+        let mut mailers = Vec::new();
+        for (name, tenant) in std::mem::take(&mut self.tenants) {
+            let sender = match &tenant.mail_sender {
+                Some(sender) => {
+                    parse_sender(Some(sender), &format!("[tenants.{name}] mail_sender"))?
+                }
+                None => self.sender()?,
+            };
+            let users = match (tenant.users, &tenant.users_file) {
+                (Some(_), Some(_)) => {
+                    anyhow::bail!("[tenants.{name}]: give users or users_file, not both")
+                }
+                (Some(users), None) => users,
+                (None, Some(path)) => load_users(&self.resolve(path))
+                    .with_context(|| format!("[tenants.{name}] users_file"))?,
+                (None, None) => StaticDirectory::new(),
+            };
+            let transport: Box<dyn Transport> = Box::new(Arc::clone(shared));
+            mailers.push((
+                name,
+                cmsi_mail::Mailer::new(transport, sender).with_directory(Arc::new(users)),
+            ));
+        }
+        Ok(mailers)
+    }
+
+    /// `[channels]`, each `ca_file` relative to the file.
+    pub(crate) fn channels(&self) -> cmsi_mail_gateway::Channels {
+        let mut channels = self.channels.clone();
+        for channel in channels.values_mut() {
+            channel.ca_file = channel.ca_file.as_deref().map(|path| self.resolve(path));
+        }
+        channels
     }
 
     /// The transport kind, `kind` overriding the file's choice (default: file).

@@ -1,5 +1,6 @@
-//! `cmsi-mail serve`: the ESB `send_mail` endpoint over HTTP, and with
-//! `[server] outbox_ui` the outbox viewer at `/outbox/`.
+//! `cmsi-mail serve`: the ESB's `send_mail`, `send_msg` and `get_msg_type`
+//! and the bk-cmsi API over HTTP, and with `[server] outbox_ui` the outbox
+//! viewer at `/outbox/`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use cmsi_mail_gateway::{AppRegistry, Gateway, serve};
 use cmsi_mail_queue::{Queue, redact_url};
 
 use crate::Outcome;
-use crate::config::{DeliveryArgs, mailer_over};
+use crate::config::DeliveryArgs;
 use crate::outbox;
 use crate::shutdown::shutdown_signal;
 
@@ -45,10 +46,11 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     if apps.is_empty() {
         anyhow::bail!(NO_APP);
     }
-    // One transport, shared by the gateway (when it delivers) and the
-    // in-process workers (when it queues).
+    // One transport (one connection pool) for the top level, every tenant and
+    // the in-process workers (when it queues).
     let transport: Arc<dyn Transport> = Arc::from(args.delivery.transport(&config).await?);
-    let mailer = mailer_over(&mut config, Box::new(Arc::clone(&transport)))?;
+    let tenants = config.tenant_mailers(&transport)?;
+    let mailer = config.mailer(Box::new(Arc::clone(&transport)))?;
     let queue =
         match config.configured_queue() {
             Some(settings) => Some(Queue::connect(&settings).await.with_context(|| {
@@ -62,7 +64,11 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let mut gateway = Gateway::new(mailer, apps, &config.server)?;
+    let mut gateway =
+        Gateway::new(mailer, apps, &config.server)?.with_channels(&config.channels())?;
+    for (name, tenant) in tenants {
+        gateway = gateway.with_tenant(name, tenant);
+    }
     if let Some(queue) = &queue {
         gateway = gateway.with_queue(queue.clone());
     }
@@ -82,7 +88,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         None => {}
     }
     let gateway = Arc::new(gateway);
-    tracing::info!(listen = %local, "serving send_mail");
+    tracing::info!(listen = %local, "serving the ESB and bk-cmsi APIs");
     if let Some(Some(dir)) = &outbox {
         outbox::warn_if_exposed(local);
         eprintln!(

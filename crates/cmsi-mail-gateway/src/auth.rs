@@ -70,6 +70,22 @@ pub(crate) enum AuthError {
         "User authentication failed: app [{0}] may not name its user by bk_username alone; provide bk_token"
     )]
     UsernameNotAllowed(String),
+    #[error(
+        "app [{app}] may not send for tenant [{tenant}] (X-Bk-Tenant-Id): it may send for {allowed}"
+    )]
+    Tenant {
+        app: String,
+        tenant: ShownCode,
+        allowed: String,
+    },
+}
+
+/// What a route requires of its caller: the ESB's routes an app and a user,
+/// the bk-cmsi API an app only (its clients send app credentials alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Require {
+    AppAndUser,
+    App,
 }
 
 /// An app code as a message may quote it: as given when it is short printable
@@ -78,7 +94,7 @@ pub(crate) enum AuthError {
 pub(crate) struct ShownCode(String);
 
 impl ShownCode {
-    fn of(code: &str) -> ShownCode {
+    pub(crate) fn of(code: &str) -> ShownCode {
         const LONGEST: usize = 64;
         if code.len() <= LONGEST && !code.chars().any(char::is_control) {
             ShownCode(code.to_owned())
@@ -206,7 +222,11 @@ impl<'a> Credentials<'a> {
     }
 
     /// Checks the credentials against the registered apps; returns the app code.
-    pub(crate) fn authenticate(&self, apps: &AppRegistry) -> Result<String, AuthError> {
+    pub(crate) fn authenticate(
+        &self,
+        apps: &AppRegistry,
+        require: Require,
+    ) -> Result<String, AuthError> {
         if given(&self.access_token).is_some() {
             return Err(AuthError::AccessToken);
         }
@@ -215,6 +235,9 @@ impl<'a> Credentials<'a> {
         let allow_username = apps
             .check(code, secret)
             .ok_or_else(|| AuthError::AppMismatch(ShownCode::of(code)))?;
+        if require == Require::App {
+            return Ok(code.to_owned());
+        }
         // bk_token cannot be verified here (no BlueKing login service); it is
         // required as the ESB requires it, and the app secret is the proof.
         match (given(&self.bk_token), given(&self.bk_username)) {
@@ -252,7 +275,7 @@ mod tests {
                     .to_string();
             Credentials::from_json(body.as_bytes())
                 .unwrap()
-                .authenticate(&apps)
+                .authenticate(&apps, Require::AppAndUser)
         };
         assert_eq!(check("monitor", "s3cret"), Ok("monitor".to_owned()));
         for (code, secret) in [
@@ -270,6 +293,26 @@ mod tests {
                 "{code:?} {secret:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_app_alone_is_enough_where_no_user_is_required() {
+        let apps = apps();
+        let app_only =
+            Credentials::from_pairs(b"bk_app_code=monitor&bk_app_secret=s3cret").unwrap();
+        assert_eq!(
+            app_only.authenticate(&apps, Require::App),
+            Ok("monitor".to_owned())
+        );
+        assert_eq!(
+            app_only.authenticate(&apps, Require::AppAndUser),
+            Err(AuthError::NoUser)
+        );
+        let wrong = Credentials::from_pairs(b"bk_app_code=monitor&bk_app_secret=nope").unwrap();
+        assert!(matches!(
+            wrong.authenticate(&apps, Require::App),
+            Err(AuthError::AppMismatch(_))
+        ));
     }
 
     #[test]

@@ -166,6 +166,11 @@ pub struct AppConfig {
     /// `bk_token` (the ESB's "免登录态验证" whitelist).
     #[serde(default)]
     pub allow_bk_username: bool,
+    /// The tenants (`[tenants.NAME]`) the app may send for, by the
+    /// `X-Bk-Tenant-Id` header; unset, it may use any, and the top-level
+    /// settings. An app limited to tenants cannot use the top-level settings.
+    #[serde(default)]
+    pub tenants: Option<Vec<String>>,
 }
 
 /// Everything but the secret.
@@ -175,6 +180,7 @@ impl std::fmt::Debug for AppConfig {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("secret_env", &self.secret_env)
             .field("allow_bk_username", &self.allow_bk_username)
+            .field("tenants", &self.tenants)
             .finish()
     }
 }
@@ -192,6 +198,7 @@ pub struct AppRegistry {
 struct App {
     secret: Vec<u8>,
     allow_bk_username: bool,
+    tenants: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for AppRegistry {
@@ -234,11 +241,17 @@ impl AppRegistry {
             if secret.is_empty() {
                 return Err(error("the secret is empty".into()));
             }
+            if app.tenants.as_ref().is_some_and(Vec::is_empty) {
+                return Err(error(
+                    "tenants is empty: the app could send for none; remove it to allow any".into(),
+                ));
+            }
             resolved.insert(
                 code.clone(),
                 App {
                     secret: secret.into_bytes(),
                     allow_bk_username: app.allow_bk_username,
+                    tenants: app.tenants.clone(),
                 },
             );
         }
@@ -253,6 +266,11 @@ impl AppRegistry {
     /// Number of apps.
     pub fn len(&self) -> usize {
         self.apps.len()
+    }
+
+    /// The tenants an authenticated app is limited to, if it is.
+    pub(crate) fn tenants_of(&self, code: &str) -> Option<&[String]> {
+        self.apps.get(code).and_then(|app| app.tenants.as_deref())
     }
 
     /// Checks an app's credentials: `Some(allow_bk_username)` when the code is

@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod bk_cmsi;
 mod body;
+mod channels;
 mod config;
 #[doc(hidden)]
 pub mod fuzz;
@@ -9,8 +11,11 @@ mod outcome;
 mod pipeline;
 mod queued;
 mod send_mail;
+mod send_msg;
 mod server;
+mod tenants;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -21,6 +26,9 @@ use cmsi_mail::{Mailer, Transport};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub use channels::{
+    ChannelConfig, ChannelConfigError, Channels, DEFAULT_CHANNEL_TIMEOUT_SECS, MAX_ANSWER_BYTES,
+};
 pub use cmsi_mail_queue::Queue;
 pub use config::{
     AppConfig, AppConfigError, AppRegistry, Apps, DEFAULT_BODY_TIMEOUT_SECS,
@@ -34,9 +42,14 @@ pub use send_mail::SEND_MAIL_PATHS;
 use body::BodyReader;
 use outcome::{method_not_allowed, not_found};
 
-/// The `send_mail` endpoint: a mailer, the apps allowed to call it, and limits.
+/// The endpoints: a mailer (and one per tenant), the channels, the apps
+/// allowed to call, and limits.
 pub struct Gateway {
     mailer: Mailer<Box<dyn Transport>>,
+    /// `[tenants.NAME]`: a mailer each, over the same transport.
+    tenants: BTreeMap<String, Mailer<Box<dyn Transport>>>,
+    /// `[channels.NAME]`: message types forwarded to a `dest_url`.
+    channels: BTreeMap<String, channels::Channel>,
     apps: AppRegistry,
     bodies: BodyReader,
     deliveries: Semaphore,
@@ -51,6 +64,8 @@ impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("apps", &self.apps)
+            .field("tenants", &self.tenants.keys().collect::<Vec<_>>())
+            .field("channels", &self.channels)
             .field("bodies", &self.bodies)
             .field("connections", &self.connections)
             .finish_non_exhaustive()
@@ -68,6 +83,8 @@ impl Gateway {
         server.check()?;
         Ok(Gateway {
             mailer,
+            tenants: BTreeMap::new(),
+            channels: BTreeMap::new(),
             apps,
             bodies: BodyReader::new(
                 server.max_body_bytes(),
@@ -127,6 +144,8 @@ impl Gateway {
         for path in MAIL_STATUS_PATHS {
             router = router.route(path, mail_status.clone());
         }
+        router = send_msg::routes(router);
+        router = bk_cmsi::routes(router);
         let extra = self.extra_routes.clone().unwrap_or_default();
         router
             .fallback(not_found)

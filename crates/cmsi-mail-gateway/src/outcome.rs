@@ -6,6 +6,7 @@ use std::time::Instant;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cmsi_mail::{Error, EsbResponse};
+use serde_json::{Value, json};
 
 use crate::auth::AuthError;
 use crate::body::BodyError;
@@ -39,8 +40,29 @@ impl Outcome {
         Outcome::answer(
             StatusCode::OK,
             EsbResponse::refused(error.to_string()),
-            "authentication",
+            AUTHENTICATION,
         )
+    }
+
+    /// A successful answer to `app`.
+    pub(crate) fn ok(response: EsbResponse, app: String) -> Self {
+        Outcome {
+            app_code: Some(app),
+            failure: None,
+            ..Outcome::answer(StatusCode::OK, response, "")
+        }
+    }
+
+    /// An authenticated app that may not send for the tenant it named.
+    pub(crate) fn tenant(error: &AuthError, app: &str) -> Self {
+        Outcome {
+            app_code: Some(app.to_owned()),
+            ..Outcome::answer(
+                StatusCode::OK,
+                EsbResponse::refused(error.to_string()),
+                TENANT,
+            )
+        }
     }
 
     pub(crate) fn error(error: &Error, app_code: Option<String>) -> Self {
@@ -77,6 +99,11 @@ impl Outcome {
     }
 }
 
+/// The failure of a caller whose credentials were refused.
+pub(crate) const AUTHENTICATION: &str = "authentication";
+/// The failure of an app that may not send for the tenant it named.
+pub(crate) const TENANT: &str = "tenant";
+
 /// `field=receiver` or `kind=transient`: an error as the log may show it.
 pub(crate) fn describe(error: &Error) -> String {
     match error.field() {
@@ -90,6 +117,15 @@ pub(crate) struct Answering {
     route: &'static str,
     request_id: String,
     started: Instant,
+    shape: Shape,
+}
+
+/// How the answer is written: the ESB envelope, or the same with the
+/// `error` object API-gateway clients look for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Esb,
+    Apigw,
 }
 
 impl Answering {
@@ -99,7 +135,21 @@ impl Answering {
             route,
             request_id: new_request_id(),
             started: Instant::now(),
+            shape: Shape::Esb,
         }
+    }
+
+    /// Answers in the bk-cmsi API's shape: a failure also carries
+    /// `error: {code, message}`.
+    #[must_use]
+    pub(crate) fn apigw(mut self) -> Self {
+        self.shape = Shape::Apigw;
+        self
+    }
+
+    /// The request's id, for the servers a request is forwarded to.
+    pub(crate) fn request_id(&self) -> &str {
+        &self.request_id
     }
 
     /// Logs the outcome (never secrets or mail content) and writes the reply.
@@ -108,6 +158,7 @@ impl Answering {
             route,
             request_id,
             started,
+            shape,
         } = self;
         tracing::info!(
             request_id = %request_id,
@@ -125,7 +176,8 @@ impl Answering {
         if let Some(failure) = &outcome.failure {
             tracing::debug!(request_id = %request_id, route, failure = %failure, "refused");
         }
-        let mut reply = respond(
+        let mut reply = respond_as(
+            shape,
             outcome.status,
             outcome.response.with_request_id(&request_id),
             &request_id,
@@ -144,7 +196,26 @@ pub(crate) fn new_request_id() -> String {
 }
 
 fn respond(status: StatusCode, response: EsbResponse, request_id: &str) -> Response {
-    let mut reply = (status, axum::Json(response)).into_response();
+    respond_as(Shape::Esb, status, response, request_id)
+}
+
+fn respond_as(
+    shape: Shape,
+    status: StatusCode,
+    response: EsbResponse,
+    request_id: &str,
+) -> Response {
+    let mut reply = match shape {
+        Shape::Apigw if !response.result => {
+            let error = json!({"code": response.code, "message": response.message});
+            let mut body = serde_json::to_value(response).unwrap_or_default();
+            if let Value::Object(fields) = &mut body {
+                fields.insert("error".to_owned(), error);
+            }
+            (status, axum::Json(body)).into_response()
+        }
+        _ => (status, axum::Json(response)).into_response(),
+    };
     if let Ok(value) = HeaderValue::from_str(request_id) {
         reply.headers_mut().insert("x-request-id", value.clone());
         // What the BlueKing SDK reads as the request id.

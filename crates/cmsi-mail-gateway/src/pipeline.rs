@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::Gateway;
-use crate::auth::{self, Credentials};
+use crate::auth::{self, Credentials, Require};
 use crate::body::ReadBody;
 use crate::outcome::Outcome;
 
@@ -62,6 +62,15 @@ pub(crate) struct Fields {
 }
 
 impl Fields {
+    /// Fields as a body of `encoding` holds them (for the fuzz targets).
+    pub(crate) fn new(encoding: Encoding, body: Bytes, query: Option<String>) -> Self {
+        Fields {
+            encoding,
+            body,
+            query,
+        }
+    }
+
     fn credentials(&self) -> Result<Credentials<'_>, RequestError> {
         match self.encoding {
             Encoding::Json => Credentials::from_json(&self.body),
@@ -115,10 +124,12 @@ impl Fields {
     }
 }
 
-/// An authenticated request: the app that sent it and its fields. The body's
-/// share of the byte budget is held until the call is dropped.
+/// An authenticated request: the app that sent it, the tenant it sends for
+/// (`None`: the top-level settings) and its fields. The body's share of the
+/// byte budget is held until the call is dropped.
 pub(crate) struct Call {
     pub(crate) app: String,
+    pub(crate) tenant: Option<String>,
     pub(crate) fields: Arc<Fields>,
     pub(crate) body: ReadBody,
     /// The `Idempotency-Key` header: with a queue, a repeated key gets the
@@ -129,13 +140,14 @@ pub(crate) struct Call {
 impl Gateway {
     /// Authenticates a request and reads its body, in that order as far as
     /// the credentials allow: the header's before the body is read, a body's
-    /// by a scan that builds nothing else.
+    /// by a scan that builds nothing else. Then the tenant the app sends for.
     pub(crate) async fn admit(
         self: &Arc<Self>,
         method: &Method,
         headers: &HeaderMap,
         query: Option<&str>,
         body: Body,
+        require: Require,
     ) -> Result<Call, Outcome> {
         let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
             None => None,
@@ -153,7 +165,7 @@ impl Gateway {
             },
         };
         let header_app = match Credentials::from_header(headers) {
-            Ok(Some(credentials)) => match credentials.authenticate(&self.apps) {
+            Ok(Some(credentials)) => match credentials.authenticate(&self.apps, require) {
                 Ok(app) => Some(app),
                 Err(error) => return Err(Outcome::auth(&error)),
             },
@@ -178,7 +190,7 @@ impl Gateway {
                 let checked = off_runtime(fields.len(), move || {
                     scanned
                         .credentials()
-                        .map(|credentials| credentials.authenticate(&gateway.apps))
+                        .map(|credentials| credentials.authenticate(&gateway.apps, require))
                 })
                 .await;
                 match checked {
@@ -189,8 +201,12 @@ impl Gateway {
                 }
             }
         };
+        let tenant = self
+            .tenant(&app, headers)
+            .map_err(|error| Outcome::tenant(&error, &app))?;
         Ok(Call {
             app,
+            tenant,
             fields,
             body,
             idempotency_key,

@@ -12,6 +12,7 @@ use cmsi_mail_queue::Queue;
 use serde::Deserialize;
 
 use crate::Gateway;
+use crate::auth::Require;
 use crate::outcome::{Answering, Outcome};
 use crate::pipeline::Call;
 
@@ -105,7 +106,10 @@ pub(crate) async fn mail_status(
     body: Body,
 ) -> Response {
     let answering = Answering::start("mail_status");
-    let outcome = match gateway.admit(&method, &headers, uri.query(), body).await {
+    let outcome = match gateway
+        .admit(&method, &headers, uri.query(), body, Require::AppAndUser)
+        .await
+    {
         Ok(call) => gateway.status(call).await,
         Err(outcome) => outcome,
     };

@@ -11,6 +11,7 @@ use axum::response::Response;
 use cmsi_mail::{Error, RequestError, SendMailRequest};
 
 use crate::Gateway;
+use crate::auth::Require;
 use crate::outcome::{Answering, Outcome, describe};
 use crate::pipeline::{Call, Fields, off_runtime};
 use crate::queued;
@@ -31,7 +32,10 @@ pub(crate) async fn send_mail(
     body: Body,
 ) -> Response {
     let answering = Answering::start("send_mail");
-    let outcome = match gateway.admit(&method, &headers, uri.query(), body).await {
+    let outcome = match gateway
+        .admit(&method, &headers, uri.query(), body, Require::AppAndUser)
+        .await
+    {
         Ok(call) => gateway.send(call, Fields::request).await,
         Err(outcome) => outcome,
     };
@@ -52,6 +56,7 @@ impl Gateway {
         let _permit = self.deliveries.acquire().await;
         let Call {
             app,
+            tenant,
             fields,
             body,
             idempotency_key,
@@ -59,7 +64,7 @@ impl Gateway {
         let gateway = Arc::clone(self);
         let prepared = off_runtime(fields.len(), move || {
             let request = request(&fields).map_err(Error::from)?;
-            gateway.mailer.prepare(request)
+            gateway.mailer_for(tenant.as_deref()).prepare(request)
         })
         .await;
         // The request's body (and its share of the budget) is not needed any
@@ -73,6 +78,7 @@ impl Gateway {
         if let Some(queue) = &self.queue {
             return queued::enqueue(queue, app, idempotency_key.as_deref(), &prepared).await;
         }
+        // Any tenant's mailer delivers: they share the one transport.
         let result = self.mailer.deliver(&prepared).await;
         Outcome {
             status: StatusCode::OK,

@@ -13,6 +13,7 @@
 )]
 
 pub mod browser;
+pub mod channel;
 pub mod fs;
 pub mod fuzz;
 pub mod oracle;

@@ -117,6 +117,22 @@ pub enum Problem {
     /// The value has the wrong JSON type or is not JSON at all.
     #[error("{0}")]
     Malformed(String),
+    /// A `msg_type` that names no message type.
+    #[error("{value:?} is not a message type: use one of {known}")]
+    UnknownMessageType {
+        /// The type as given.
+        value: String,
+        /// The types there are, for the message.
+        known: String,
+    },
+    /// A `msg_type` the ESB knows, for which this server has no channel.
+    #[error("{value:?} is not configured on this server: it sends {configured}")]
+    NotConfigured {
+        /// The type as given.
+        value: String,
+        /// The types it does send, for the message.
+        configured: String,
+    },
 }
 
 /// Path of a field inside an attachment, e.g. `attachments[3].content`.

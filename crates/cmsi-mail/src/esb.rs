@@ -166,6 +166,60 @@ impl EsbResponse {
         EsbResponse::failure(CODE_BACKEND_FAILED, message, json!({}))
     }
 
+    /// A successful answer that carries `data` only, such as the list of
+    /// message types.
+    pub fn listed(data: Value) -> Self {
+        EsbResponse {
+            result: true,
+            code: CODE_OK.to_owned(),
+            message: "OK".to_owned(),
+            data,
+            request_id: None,
+        }
+    }
+
+    /// A channel's server (a `dest_url`) could not be reached or did not
+    /// answer as it must (code `1306201`, `data.kind` `channel`).
+    pub fn forward_failed(message: impl Into<String>) -> Self {
+        EsbResponse::failure(CODE_BACKEND_FAILED, message, json!({ "kind": "channel" }))
+    }
+
+    /// A channel server's JSON answer relayed as the ESB relays it: `result` is
+    /// its truthiness (absent is false), `message` and `data` are kept, and
+    /// `data.username_check.invalid` is added when missing. The code is `00`
+    /// when `result` is true; otherwise the answer's own code (a string or a
+    /// number), else `1306000`.
+    pub fn relayed(mut answer: Map<String, Value>) -> Self {
+        let result = answer.get("result").is_some_and(truthy);
+        let code = match answer.get("code") {
+            _ if result => CODE_OK.to_owned(),
+            Some(Value::String(code)) if !code.is_empty() => code.clone(),
+            Some(Value::Number(code)) => code.to_string(),
+            _ => CODE_BAD_REQUEST.to_owned(),
+        };
+        let message = match answer.remove("message") {
+            Some(Value::String(message)) => message,
+            None | Some(Value::Null) => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let mut data = answer.remove("data").unwrap_or(Value::Null);
+        if data.is_null() {
+            data = json!({});
+        }
+        if let Value::Object(fields) = &mut data {
+            fields
+                .entry("username_check")
+                .or_insert_with(|| json!({ "invalid": [] }));
+        }
+        EsbResponse {
+            result,
+            code,
+            message,
+            data,
+            request_id: None,
+        }
+    }
+
     fn failure(code: &str, message: impl Into<String>, data: Value) -> Self {
         EsbResponse {
             result: false,
@@ -199,5 +253,62 @@ impl EsbResponse {
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
         self
+    }
+}
+
+/// Python's truth value of a JSON value, as the ESB tests `result`.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(flag) => *flag,
+        Value::Number(number) => number.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(text) => !text.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(fields) => !fields.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(answer: Value) -> EsbResponse {
+        match answer {
+            Value::Object(answer) => EsbResponse::relayed(answer),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn relayed_answers_keep_their_message_and_data() {
+        let ok = relay(json!({"result": true, "code": 0, "message": "sent", "data": {"id": 7}}));
+        assert!(ok.result);
+        assert_eq!(ok.code, CODE_OK);
+        assert_eq!(ok.message, "sent");
+        assert_eq!(ok.data, json!({"id": 7, "username_check": {"invalid": []}}));
+
+        let failed = relay(json!({"result": false, "code": 42, "message": "no such user"}));
+        assert!(!failed.result);
+        assert_eq!(failed.code, "42");
+        assert_eq!(failed.data, json!({"username_check": {"invalid": []}}));
+
+        for (answer, result, code) in [
+            (json!({}), false, CODE_BAD_REQUEST),
+            (json!({"result": 1}), true, CODE_OK),
+            (json!({"result": "False"}), true, CODE_OK),
+            (json!({"result": ""}), false, CODE_BAD_REQUEST),
+            (json!({"result": 0, "code": "E1"}), false, "E1"),
+            (json!({"result": null, "code": ""}), false, CODE_BAD_REQUEST),
+        ] {
+            let relayed = relay(answer.clone());
+            assert_eq!(
+                (relayed.result, relayed.code.as_str()),
+                (result, code),
+                "{answer}"
+            );
+        }
+        let listed = relay(json!({"result": true, "data": [1, 2], "message": ["x"]}));
+        assert_eq!(listed.data, json!([1, 2]));
+        assert_eq!(listed.message, r#"["x"]"#);
     }
 }

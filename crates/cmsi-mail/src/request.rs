@@ -36,9 +36,11 @@ pub struct SendMailRequest<'a> {
     /// To addresses.
     #[serde(deserialize_with = "list", skip_serializing_if = "Vec::is_empty")]
     pub receiver: Vec<String>,
-    /// To usernames, used only when `receiver` gives no address.
+    /// To usernames, used only when `receiver` gives no address. Also read
+    /// as `receiver_username`, as bk-ci spells it for the bk-cmsi API.
     #[serde(
         rename = "receiver__username",
+        alias = "receiver_username",
         deserialize_with = "list",
         skip_serializing_if = "Vec::is_empty"
     )]
@@ -46,9 +48,11 @@ pub struct SendMailRequest<'a> {
     /// Cc addresses.
     #[serde(deserialize_with = "list", skip_serializing_if = "Vec::is_empty")]
     pub cc: Vec<String>,
-    /// Cc usernames, used only when `cc` gives no address.
+    /// Cc usernames, used only when `cc` gives no address. Also read as
+    /// `cc_username`.
     #[serde(
         rename = "cc__username",
+        alias = "cc_username",
         deserialize_with = "list",
         skip_serializing_if = "Vec::is_empty"
     )]
@@ -563,6 +567,16 @@ mod tests {
             let request = SendMailRequest::from_json(json.as_bytes()).unwrap();
             assert_eq!(request.is_content_base64, expected, "{value}");
         }
+    }
+
+    #[test]
+    fn reads_the_single_underscore_username_fields() {
+        let json = br#"{"receiver_username": ["alice", "bob"], "cc_username": "carol"}"#;
+        let request = SendMailRequest::from_json(json).unwrap();
+        assert_eq!(request.receiver_username, ["alice", "bob"]);
+        assert_eq!(request.cc_username, ["carol"]);
+        let both = br#"{"receiver_username": "a", "receiver__username": "b"}"#;
+        assert!(SendMailRequest::from_json(both).is_err());
     }
 
     #[test]

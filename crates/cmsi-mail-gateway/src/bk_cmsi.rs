@@ -1,0 +1,177 @@
+//! The bk-cmsi API (`/api/bk-cmsi/{stage}/v1/…`, and `/v1/…` behind an API
+//! gateway that strips the prefix), as BlueKing's newer clients call it:
+//! `send_mail`, `send_msg` and `channels`.
+//!
+//! The same path as the ESB's routes (admission, `send`, channels), with what
+//! these clients need: app credentials alone suffice; failures have a non-2xx
+//! status and an `error` object, since bk-user, bk-job and the bkapi SDK look
+//! only at those; a sent mail's `data` carries the `summary` bk-ci reads.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use cmsi_mail::{CODE_BACKEND_FAILED, CODE_BAD_REQUEST, EsbResponse};
+use serde_json::{Value, json};
+
+use crate::Gateway;
+use crate::auth::Require;
+use crate::outcome::{AUTHENTICATION, Answering, Outcome, TENANT};
+use crate::pipeline::Fields;
+use crate::send_msg::Listing;
+
+/// `send_mail` under both prefixes, with and without the final slash.
+const SEND_MAIL_PATHS: [&str; 4] = [
+    "/api/bk-cmsi/{stage}/v1/send_mail/",
+    "/api/bk-cmsi/{stage}/v1/send_mail",
+    "/v1/send_mail/",
+    "/v1/send_mail",
+];
+
+/// `send_msg`; bk-monitor calls it without `v1`.
+const SEND_MSG_PATHS: [&str; 6] = [
+    "/api/bk-cmsi/{stage}/v1/send_msg/",
+    "/api/bk-cmsi/{stage}/v1/send_msg",
+    "/v1/send_msg/",
+    "/v1/send_msg",
+    "/api/bk-cmsi/{stage}/send_msg/",
+    "/api/bk-cmsi/{stage}/send_msg",
+];
+
+/// `channels`; bk-monitor calls it without the final slash.
+const CHANNELS_PATHS: [&str; 4] = [
+    "/api/bk-cmsi/{stage}/v1/channels/",
+    "/api/bk-cmsi/{stage}/v1/channels",
+    "/v1/channels/",
+    "/v1/channels",
+];
+
+/// Adds the bk-cmsi routes.
+pub(crate) fn routes(mut router: Router<Arc<Gateway>>) -> Router<Arc<Gateway>> {
+    for path in SEND_MAIL_PATHS {
+        router = router.route(path, post(send_mail));
+    }
+    for path in SEND_MSG_PATHS {
+        router = router.route(path, post(send_msg));
+    }
+    for path in CHANNELS_PATHS {
+        router = router.route(path, get(channels));
+    }
+    router
+}
+
+async fn send_mail(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answering = Answering::start("v1_send_mail").apigw();
+    let outcome = match gateway
+        .admit(&method, &headers, uri.query(), body, Require::App)
+        .await
+    {
+        Ok(call) => summarized(gateway.send(call, Fields::request).await),
+        Err(outcome) => outcome,
+    };
+    answering.finish(&method, &uri, with_status(outcome))
+}
+
+async fn send_msg(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answering = Answering::start("v1_send_msg").apigw();
+    let outcome = match gateway
+        .admit(&method, &headers, uri.query(), body, Require::App)
+        .await
+    {
+        Ok(call) => summarized(
+            gateway
+                .send_message(call, &headers, answering.request_id())
+                .await,
+        ),
+        Err(outcome) => outcome,
+    };
+    answering.finish(&method, &uri, with_status(outcome))
+}
+
+async fn channels(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answering = Answering::start("v1_channels").apigw();
+    let outcome = match gateway
+        .admit(&method, &headers, uri.query(), body, Require::App)
+        .await
+    {
+        Ok(call) => Outcome::ok(
+            EsbResponse::listed(gateway.message_types(&headers, Listing::Apigw)),
+            call.app,
+        ),
+        Err(outcome) => outcome,
+    };
+    answering.finish(&method, &uri, with_status(outcome))
+}
+
+/// A sent mail's `data` with the `summary`, `message` and `details` bk-ci
+/// reads (`message` is empty on success); other answers as they are.
+fn summarized(mut outcome: Outcome) -> Outcome {
+    let response = &mut outcome.response;
+    let Value::Object(data) = &mut response.data else {
+        return outcome;
+    };
+    let Some(accepted) = data.get("accepted").and_then(Value::as_array) else {
+        return outcome;
+    };
+    let succeeded = accepted.len();
+    let rejected = data.get("rejected").cloned().unwrap_or_else(|| json!([]));
+    let invalid = data
+        .get("username_check")
+        .and_then(|check| check.get("invalid"))
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let failed = rejected.as_array().map_or(0, Vec::len) + invalid.as_array().map_or(0, Vec::len);
+    data.insert(
+        "summary".into(),
+        json!({"total": succeeded + failed, "succeeded": succeeded, "failed": failed}),
+    );
+    data.insert("message".into(), json!(""));
+    let details = if failed == 0 {
+        json!({})
+    } else {
+        json!({"rejected": rejected, "invalid_usernames": invalid})
+    };
+    data.insert("details".into(), details);
+    outcome
+}
+
+/// The HTTP status these clients read a failure by: 401 for credentials, 403
+/// for a tenant the app may not use, 400 for a bad request, 502 when the
+/// transport or a channel failed; the body limits keep theirs (413, 408, 503).
+fn with_status(mut outcome: Outcome) -> Outcome {
+    if outcome.status != StatusCode::OK || outcome.response.result {
+        return outcome;
+    }
+    outcome.status = match outcome.failure.as_deref() {
+        Some(AUTHENTICATION) => StatusCode::UNAUTHORIZED,
+        Some(TENANT) => StatusCode::FORBIDDEN,
+        // The channel's server answered, and said no.
+        Some(failure) if failure.starts_with("channel=") => StatusCode::BAD_GATEWAY,
+        _ if outcome.response.code == CODE_BACKEND_FAILED => StatusCode::BAD_GATEWAY,
+        _ if outcome.response.code == CODE_BAD_REQUEST => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    outcome
+}
