@@ -50,7 +50,8 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let mut gateway = Gateway::new(mailer, apps, &config.server)?;
+    let mut gateway = Gateway::new(mailer, apps, &config.server)?
+        .with_transport_label(args.delivery.transport_label(&config));
     let outbox = config
         .server
         .outbox_ui
@@ -77,6 +78,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     }
     // One plain line for people and scripts, whatever the log format; the
     // last one before serving.
+    if let Some(metrics) = config.server.metrics_listen {
+        eprintln!("cmsi-mail: metrics at http://{metrics}/metrics");
+    }
     eprintln!("cmsi-mail: listening on http://{local}");
     serve(listener, gateway, shutdown_signal())
         .await

@@ -5,15 +5,20 @@ mod body;
 mod config;
 #[doc(hidden)]
 pub mod fuzz;
+mod metrics;
 mod outcome;
 mod pipeline;
+mod quota;
+mod ready;
 mod send_mail;
 mod server;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get};
 use cmsi_mail::{Mailer, Transport};
@@ -24,12 +29,16 @@ pub use config::{
     AppConfig, AppConfigError, AppRegistry, Apps, DEFAULT_BODY_TIMEOUT_SECS,
     DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLIGHT_BODY_BYTES,
-    DEFAULT_REQUEST_TIMEOUT_SECS, ServerConfig, ServerConfigError,
+    DEFAULT_READY_CACHE_SECS, DEFAULT_REQUEST_TIMEOUT_SECS, ServerConfig, ServerConfigError,
 };
+pub use quota::{Rate, RateError};
 pub use send_mail::SEND_MAIL_PATHS;
 
 use body::BodyReader;
+use metrics::Metrics;
 use outcome::{method_not_allowed, not_found};
+use quota::Quotas;
+use ready::Readiness;
 
 /// The `send_mail` endpoint: a mailer, the apps allowed to call it, and limits.
 pub struct Gateway {
@@ -40,6 +49,11 @@ pub struct Gateway {
     connections: server::ConnectionLimits,
     /// More routes served beside the API (e.g. the CLI's outbox viewer).
     extra_routes: Option<Router>,
+    quotas: Quotas,
+    metrics: Metrics,
+    /// Where `/metrics` is served instead of the main listener.
+    metrics_listen: Option<SocketAddr>,
+    readiness: Readiness,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -48,6 +62,9 @@ impl std::fmt::Debug for Gateway {
             .field("apps", &self.apps)
             .field("bodies", &self.bodies)
             .field("connections", &self.connections)
+            .field("quotas", &self.quotas)
+            .field("metrics", &self.metrics)
+            .field("metrics_listen", &self.metrics_listen)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +80,7 @@ impl Gateway {
         server.check()?;
         Ok(Gateway {
             mailer,
+            quotas: Quotas::new(&apps, server.limit()),
             apps,
             bodies: BodyReader::new(
                 server.max_body_bytes(),
@@ -76,7 +94,20 @@ impl Gateway {
                 header_timeout: server.header_timeout(),
             },
             extra_routes: None,
+            metrics: Metrics::new(),
+            metrics_listen: server.metrics_listen,
+            readiness: Readiness::new(server.ready_cache()),
         })
+    }
+
+    /// Names the transport's kind in the delivery metrics
+    /// (`cmsi_deliveries_total{transport}`): `file`, `smtp`, `ses`, or the
+    /// embedding program's own (a fixed name: no address, no host). Without
+    /// it the label is `-`.
+    #[must_use]
+    pub fn with_transport_label(mut self, kind: &'static str) -> Self {
+        self.metrics.transport = kind;
+        self
     }
 
     /// Serves `routes` beside the API, in [`Gateway::router`] and so in
@@ -93,7 +124,9 @@ impl Gateway {
         self.mailer.transport().close().await;
     }
 
-    /// The API as an axum router, to serve or to nest in another application.
+    /// The API as an axum router, to serve or to nest in another application:
+    /// the API routes, `/healthz`, `/readyz`, and `/metrics` unless `[server]
+    /// metrics_listen` moves it to [`Gateway::metrics_router`].
     ///
     /// The router bounds request bodies (size, budget, timeouts) itself; the
     /// bounds on connections (number, header timeout) belong to the server:
@@ -102,9 +135,20 @@ impl Gateway {
         let send_mail: MethodRouter<Arc<Gateway>> = MethodRouter::new()
             .get(send_mail::send_mail)
             .post(send_mail::send_mail);
-        let mut router = Router::new().route("/healthz", get(healthz));
+        let mut router = Router::new();
         for path in SEND_MAIL_PATHS {
             router = router.route(path, send_mail.clone());
+        }
+        // Counts the API routes above (not the operational ones below).
+        router = router
+            .route_layer(middleware::from_fn_with_state(
+                Arc::clone(&self),
+                metrics::observe,
+            ))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(ready::readyz));
+        if self.metrics_listen.is_none() {
+            router = router.route("/metrics", get(metrics::metrics));
         }
         let extra = self.extra_routes.clone().unwrap_or_default();
         router
@@ -112,6 +156,16 @@ impl Gateway {
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self)
             .merge(extra)
+    }
+
+    /// `/metrics` alone, for the listener of `[server] metrics_listen`
+    /// ([`serve`] serves it there itself).
+    pub fn metrics_router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics::metrics))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(self)
     }
 }
 
@@ -121,14 +175,48 @@ async fn healthz() -> impl IntoResponse {
 
 /// Serves `gateway` on `listener` (HTTP/1.1) until `shutdown` completes; then
 /// stops accepting, lets the requests in progress finish, and closes the
-/// transport.
+/// transport. With `[server] metrics_listen` it also listens there and serves
+/// `/metrics` on it, within the same connection bounds.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = gateway.connections;
-    let served = server::run(listener, Arc::clone(&gateway).router(), limits, shutdown).await;
+    let router = Arc::clone(&gateway).router();
+    let served = match gateway.metrics_listen {
+        None => server::run(listener, router, limits, shutdown).await,
+        Some(address) => {
+            let metrics_listener =
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|error| {
+                        std::io::Error::new(
+                            error.kind(),
+                            format!(
+                                "cannot listen on {address} ([server] metrics_listen): {error}"
+                            ),
+                        )
+                    })?;
+            tracing::info!(listen = %address, "serving /metrics");
+            let metrics = Arc::clone(&gateway).metrics_router();
+            // Both listeners stop when `shutdown` completes.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let signal = async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            };
+            let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            let (api, metrics, ()) = tokio::join!(
+                server::run(listener, router, limits, until_stopped(stopped.clone())),
+                server::run(metrics_listener, metrics, limits, until_stopped(stopped)),
+                signal,
+            );
+            api.and(metrics)
+        }
+    };
     gateway.close().await;
     served
 }

@@ -104,7 +104,8 @@ impl Gateway {
     ) -> Result<Call, Outcome> {
         let header_app = match Credentials::from_header(headers) {
             Ok(Some(credentials)) => match credentials.authenticate(&self.apps) {
-                Ok(app) => Some(app),
+                // Over its quota: refused before the body is read.
+                Ok(app) => self.within_quota(&app).map(|()| Some(app))?,
                 Err(error) => return Err(Outcome::auth(&error)),
             },
             Ok(None) => None,
@@ -132,7 +133,8 @@ impl Gateway {
                 })
                 .await;
                 match checked {
-                    Some(Ok(Ok(app))) => app,
+                    // Over its quota: refused before the body is parsed.
+                    Some(Ok(Ok(app))) => self.within_quota(&app).map(|()| app)?,
                     Some(Ok(Err(error))) => return Err(Outcome::auth(&error)),
                     Some(Err(error)) => return Err(Outcome::error(&Error::Request(error), None)),
                     None => return Err(Outcome::internal()),

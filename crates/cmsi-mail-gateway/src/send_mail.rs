@@ -62,7 +62,9 @@ impl Gateway {
         };
         // The request's body is not needed any more: only the message is.
         let app = call.app;
+        let started = std::time::Instant::now();
         let result = self.mailer.deliver(&prepared).await;
+        self.metrics.delivered(&result, started.elapsed());
         Outcome {
             status: StatusCode::OK,
             response: prepared.response(&result),

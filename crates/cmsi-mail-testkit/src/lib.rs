@@ -15,6 +15,7 @@
 pub mod browser;
 pub mod fs;
 pub mod fuzz;
+pub mod metrics;
 pub mod oracle;
 pub mod process;
 pub mod servers;

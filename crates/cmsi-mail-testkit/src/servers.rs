@@ -161,8 +161,13 @@ pub struct StoredMessage {
 impl SmtpServer {
     /// Starts a server with `options`.
     pub fn start(options: SmtpOptions) -> SmtpServer {
+        SmtpServer::start_on(free_port(), options)
+    }
+
+    /// Starts a server with `options` on `port`: e.g. again where a stopped
+    /// one was (drop it first), to see a client reconnect.
+    pub fn start_on(port: u16, options: SmtpOptions) -> SmtpServer {
         let store = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let certificate = certificate();
         let mut args = vec![
             "--port".to_owned(),
