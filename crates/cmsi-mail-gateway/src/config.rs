@@ -313,6 +313,11 @@ impl AppRegistry {
         self.apps.contains_key(code)
     }
 
+    /// The registered app codes.
+    pub(crate) fn codes(&self) -> impl Iterator<Item = &str> {
+        self.apps.keys().map(String::as_str)
+    }
+
     /// The apps that have a quota of their own.
     pub(crate) fn limits(&self) -> impl Iterator<Item = (&str, Limit)> {
         self.apps

@@ -78,9 +78,12 @@ impl Gateway {
         server: &ServerConfig,
     ) -> Result<Self, ServerConfigError> {
         server.check()?;
+        let quotas = Quotas::new(&apps, server.limit());
+        let metrics = Metrics::new();
+        metrics.start_at_zero(metrics::UNNAMED_TRANSPORT, quotas.scopes(&apps));
         Ok(Gateway {
             mailer,
-            quotas: Quotas::new(&apps, server.limit()),
+            quotas,
             apps,
             bodies: BodyReader::new(
                 server.max_body_bytes(),
@@ -94,7 +97,7 @@ impl Gateway {
                 header_timeout: server.header_timeout(),
             },
             extra_routes: None,
-            metrics: Metrics::new(),
+            metrics,
             metrics_listen: server.metrics_listen,
             readiness: Readiness::new(server.ready_cache()),
         })
@@ -106,7 +109,11 @@ impl Gateway {
     /// it the label is `-`.
     #[must_use]
     pub fn with_transport_label(mut self, kind: &'static str) -> Self {
+        // Fresh metrics: no series is left under the `-` label.
+        self.metrics = Metrics::new();
         self.metrics.transport = kind;
+        self.metrics
+            .start_at_zero(kind, self.quotas.scopes(&self.apps));
         self
     }
 

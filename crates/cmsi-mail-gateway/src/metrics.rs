@@ -183,6 +183,31 @@ impl Metrics {
         }
     }
 
+    /// Shows the series an alert or a dashboard may divide by as 0 before
+    /// anything happened: deliveries by `transport` and outcome, recipients,
+    /// and refusals for each quota `quotas` names (app code, scope).
+    pub(crate) fn start_at_zero<'a>(
+        &self,
+        transport: &'static str,
+        quotas: impl Iterator<Item = (&'a str, Scope)>,
+    ) {
+        for outcome in ["sent", "transient", "permanent", "configuration", "io"] {
+            drop(
+                self.deliveries
+                    .get_or_create(&DeliveryLabels { transport, outcome }),
+            );
+        }
+        for outcome in ["accepted", "refused"] {
+            drop(self.recipients.get_or_create(&OutcomeLabels { outcome }));
+        }
+        for (app, scope) in quotas {
+            drop(self.rate_limited.get_or_create(&QuotaLabels {
+                app: app.to_owned(),
+                quota: scope.label(),
+            }));
+        }
+    }
+
     /// The metrics in the Prometheus text format, with the gauges read now.
     pub(crate) fn render(&self, sample: &Sample) -> String {
         self.body_bytes_inflight

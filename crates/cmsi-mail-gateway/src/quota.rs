@@ -215,6 +215,20 @@ impl Quotas {
         }
     }
 
+    /// Every (app, scope) a request may be refused for: each app with a quota
+    /// of its own, and every app when the server has one.
+    pub(crate) fn scopes<'a>(
+        &'a self,
+        apps: &'a AppRegistry,
+    ) -> impl Iterator<Item = (&'a str, Scope)> + 'a {
+        let own = self.apps.keys().map(|app| (app.as_str(), Scope::App));
+        let server = self
+            .server
+            .iter()
+            .flat_map(|_| apps.codes().map(|app| (app, Scope::Server)));
+        own.chain(server)
+    }
+
     /// Takes a token for a request of `app`: from its own bucket, then from
     /// the server's.
     fn take(&self, app: &str) -> Result<(), OverQuota> {
