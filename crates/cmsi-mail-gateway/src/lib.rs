@@ -146,7 +146,8 @@ impl Gateway {
         for path in SEND_MAIL_PATHS {
             router = router.route(path, send_mail.clone());
         }
-        // Counts the API routes above (not the operational ones below).
+        // Counts the API routes added above it (in flight, by app, route and
+        // code): an API route goes above, an operational one below.
         router = router
             .route_layer(middleware::from_fn_with_state(
                 Arc::clone(&self),

@@ -1,6 +1,7 @@
 //! The path every authenticated route shares: credentials before any expensive
-//! work, the body within its bounds, then the full parse off the async threads
-//! for an authenticated app only.
+//! work, the app's quota as soon as the app is known, the body within its
+//! bounds, then the full parse off the async threads for an authenticated app
+//! only.
 
 use std::sync::Arc;
 
@@ -94,7 +95,9 @@ pub(crate) struct Call {
 impl Gateway {
     /// Authenticates a request and reads its body, in that order as far as
     /// the credentials allow: the header's before the body is read, a body's
-    /// by a scan that builds nothing else.
+    /// by a scan that builds nothing else. The app's quota is asked as soon as
+    /// the app is known, so a request over it is refused before its body is
+    /// read or parsed.
     pub(crate) async fn admit(
         self: &Arc<Self>,
         method: &Method,
