@@ -128,6 +128,15 @@ impl DeliveryArgs {
             .then(|| config.file_dir(self.outbox.as_deref()))
     }
 
+    /// The transport's kind as the metrics label it: `file`, `smtp`, `ses`.
+    pub(crate) fn transport_label(&self, config: &Config) -> &'static str {
+        match config.kind(self.transport_kind()) {
+            TransportKind::File => "file",
+            TransportKind::Smtp => "smtp",
+            TransportKind::Ses => "ses",
+        }
+    }
+
     /// The command line's choice of transport, if it makes one.
     fn transport_kind(&self) -> Option<TransportKind> {
         self.transport

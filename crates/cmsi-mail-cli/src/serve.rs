@@ -64,8 +64,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let mut gateway =
-        Gateway::new(mailer, apps, &config.server)?.with_channels(&config.channels())?;
+    let mut gateway = Gateway::new(mailer, apps, &config.server)?
+        .with_transport_label(args.delivery.transport_label(&config))
+        .with_channels(&config.channels())?;
     for (name, tenant) in tenants {
         gateway = gateway.with_tenant(name, tenant);
     }
@@ -110,6 +111,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     }
     // One plain line for people and scripts, whatever the log format; the
     // last one before serving.
+    if let Some(metrics) = config.server.metrics_listen {
+        eprintln!("cmsi-mail: metrics at http://{metrics}/metrics");
+    }
     eprintln!("cmsi-mail: listening on http://{local}");
     let served = serve(listener, gateway, shutdown_signal()).await;
     // The requests are answered; then the workers give back what they have

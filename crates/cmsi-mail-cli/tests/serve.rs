@@ -407,3 +407,114 @@ fn hostile_bodies_without_credentials_cost_little_memory_and_no_latency() {
         );
     }
 }
+
+/// `curl -s URL` as the README's "Operating it" does, with its status.
+fn curl(url: &str) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_owned())
+}
+
+#[test]
+fn the_operating_section_of_the_readme_works() {
+    let outbox = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        &[
+            "--config",
+            "examples/cmsi-mail.toml",
+            "--outbox",
+            &outbox.path().display().to_string(),
+        ],
+        &[],
+    );
+    let sent = reply(&run_client(
+        Path::new("sh"),
+        &["examples/send_mail.sh"],
+        &serve.url,
+    ));
+    assert_eq!(sent["code"], "00", "{sent}");
+
+    let (status, ready) = curl(&format!("{}/readyz", serve.url));
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&ready).unwrap()["status"],
+        "ready"
+    );
+    let (status, page) = curl(&format!("{}/metrics", serve.url));
+    assert_eq!(status, 200);
+    let metrics = cmsi_mail_testkit::metrics::Metrics::parse(&page);
+    let labels = [("app", "monitor"), ("route", "send_mail"), ("code", "00")];
+    assert_eq!(metrics.sum("cmsi_requests_total", &labels), 1.0, "{page}");
+    let labels = [("transport", "file"), ("outcome", "sent")];
+    assert_eq!(metrics.sum("cmsi_deliveries_total", &labels), 1.0, "{page}");
+
+    // Every metric the README names is on the page, but the queue's, which
+    // come with the queue.
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let section = readme
+        .split("## Operating it")
+        .nth(1)
+        .expect("README has an \"Operating it\" section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut named = std::collections::BTreeSet::new();
+    for (at, _) in section.match_indices("cmsi_") {
+        let name: String = section[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        named.insert(name.trim_end_matches('_').to_owned());
+    }
+    assert!(named.len() >= 9, "{named:?}");
+    for name in named {
+        if name.starts_with("cmsi_queue_") {
+            continue;
+        }
+        assert!(
+            metrics.samples.iter().any(|sample| sample.name == name
+                || sample
+                    .name
+                    .strip_prefix(name.as_str())
+                    .is_some_and(|rest| { ["_bucket", "_count", "_sum"].contains(&rest) })),
+            "the README names {name}, which is not on the page:\n{page}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_quota_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        (
+            "[apps.monitor]\nsecret = \"s3cret\"\nrate = \"10/x\"\n",
+            [
+                "rate = \"10/x\"",
+                "\"10/x\" is not a rate: write N/s, N/m or N/h",
+            ],
+        ),
+        (
+            "[server]\nrate = \"fast\"\n[apps.monitor]\nsecret = \"s3cret\"\n",
+            ["rate = \"fast\"", "\"fast\" is not a rate"],
+        ),
+        (
+            "[apps.monitor]\nsecret = \"s3cret\"\nburst = 5\n",
+            ["[apps.monitor]", "burst is set but rate is not"],
+        ),
+    ] {
+        let path = config(dir.path(), text);
+        let output = Command::new(env!("CARGO_BIN_EXE_cmsi-mail"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config", &path])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for expected in expected {
+            assert!(stderr.contains(expected), "{expected} not in:\n{stderr}");
+        }
+    }
+}

@@ -153,4 +153,28 @@ impl Transport for FileTransport {
             transport_id: Some(name),
         })
     }
+
+    /// Ready when a file can be made in the directory (and is removed again).
+    async fn ready(&self) -> Result<(), TransportError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || writable(&dir))
+            .await
+            .map_err(|error| {
+                TransportError::new(
+                    TransportErrorKind::Io,
+                    format!("file check stopped: {error}"),
+                )
+            })?
+    }
+}
+
+/// Whether `dir` takes a new file: made as a `.tmp-*.part` file, which readers
+/// of the outbox skip, and removed on drop.
+fn writable(dir: &Path) -> Result<(), TransportError> {
+    tempfile::Builder::new()
+        .prefix(".tmp-ready-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|error| io_error(dir, error))
 }

@@ -117,7 +117,7 @@ async fn channels(
         .await
     {
         Ok(call) => Outcome::ok(
-            EsbResponse::listed(gateway.message_types(&headers, Listing::Apigw)),
+            EsbResponse::ok_with_data(gateway.message_types(&headers, Listing::Apigw)),
             call.app,
         ),
         Err(outcome) => outcome,

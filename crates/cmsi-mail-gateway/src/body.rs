@@ -43,6 +43,8 @@ pub(crate) enum BodyError {
 pub(crate) struct BodyReader {
     max_body_bytes: usize,
     budget: Arc<Semaphore>,
+    /// The budget's size, for [`BodyReader::in_use`].
+    capacity: usize,
     stall: Duration,
     deadline: Duration,
 }
@@ -54,12 +56,20 @@ impl BodyReader {
         stall: Duration,
         deadline: Duration,
     ) -> Self {
+        let capacity = max_inflight.min(Semaphore::MAX_PERMITS);
         BodyReader {
             max_body_bytes,
-            budget: Arc::new(Semaphore::new(max_inflight.min(Semaphore::MAX_PERMITS))),
+            budget: Arc::new(Semaphore::new(capacity)),
+            capacity,
             stall,
             deadline,
         }
+    }
+
+    /// Bytes of the budget held now by bodies being read or held.
+    pub(crate) fn in_use(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.budget.available_permits())
     }
 
     /// Reads `body` in full. A declared `Content-Length` is reserved from the

@@ -2,10 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+
+use crate::quota::{Limit, Rate};
 
 /// Default listen address: loopback only, so that a fresh install is not open
 /// to the network.
@@ -25,6 +28,9 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 120;
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 /// Default bound on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default time a readiness answer is reused before the transport is asked
+/// again.
+pub const DEFAULT_READY_CACHE_SECS: u64 = 5;
 
 /// `[server]`: where to listen and the limits that keep one client from
 /// stopping the others.
@@ -66,6 +72,20 @@ pub struct ServerConfig {
     /// gateway only carries the setting; the CLI mounts the pages.
     #[serde(default)]
     pub outbox_ui: bool,
+    /// Where `/metrics` is served instead of the main listener (default: on
+    /// the main listener).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Requests of all apps together, e.g. `100/s` (default: no limit).
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    /// Requests let through at once on top of `rate` (default: `rate`'s count).
+    #[serde(default)]
+    pub burst: Option<NonZeroU32>,
+    /// Seconds a `/readyz` answer is reused before the transport is checked
+    /// again (default 5; 0 checks on every probe).
+    #[serde(default)]
+    pub ready_cache_secs: Option<u64>,
 }
 
 /// A `[server]` setting that cannot work.
@@ -120,8 +140,24 @@ impl ServerConfig {
             .max(1)
     }
 
+    /// How long a readiness answer is reused.
+    pub fn ready_cache(&self) -> Duration {
+        Duration::from_secs(self.ready_cache_secs.unwrap_or(DEFAULT_READY_CACHE_SECS))
+    }
+
+    /// The server-wide request quota.
+    pub(crate) fn limit(&self) -> Option<Limit> {
+        self.rate.map(|rate| Limit::new(rate, self.burst))
+    }
+
     /// Checks that the limits fit together.
     pub fn check(&self) -> Result<(), ServerConfigError> {
+        if self.burst.is_some() && self.rate.is_none() {
+            return Err(ServerConfigError(
+                "burst is set but rate is not: a burst needs a rate (e.g. rate = \"10/s\")"
+                    .to_owned(),
+            ));
+        }
         let inflight = self.max_inflight_body_bytes();
         if self.max_body_bytes() > inflight {
             return Err(ServerConfigError(format!(
@@ -171,6 +207,13 @@ pub struct AppConfig {
     /// settings. An app limited to tenants cannot use the top-level settings.
     #[serde(default)]
     pub tenants: Option<Vec<String>>,
+    /// The app's request quota, e.g. `10/s`, `600/m`, `5000/h` (default: no
+    /// limit of its own).
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    /// Requests let through at once on top of `rate` (default: `rate`'s count).
+    #[serde(default)]
+    pub burst: Option<NonZeroU32>,
 }
 
 /// Everything but the secret.
@@ -181,6 +224,8 @@ impl std::fmt::Debug for AppConfig {
             .field("secret_env", &self.secret_env)
             .field("allow_bk_username", &self.allow_bk_username)
             .field("tenants", &self.tenants)
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
             .finish()
     }
 }
@@ -199,6 +244,7 @@ struct App {
     secret: Vec<u8>,
     allow_bk_username: bool,
     tenants: Option<Vec<String>>,
+    limit: Option<Limit>,
 }
 
 impl std::fmt::Debug for AppRegistry {
@@ -246,12 +292,19 @@ impl AppRegistry {
                     "tenants is empty: the app could send for none; remove it to allow any".into(),
                 ));
             }
+            if app.burst.is_some() && app.rate.is_none() {
+                return Err(error(
+                    "burst is set but rate is not: a burst needs a rate (e.g. rate = \"10/s\")"
+                        .into(),
+                ));
+            }
             resolved.insert(
                 code.clone(),
                 App {
                     secret: secret.into_bytes(),
                     allow_bk_username: app.allow_bk_username,
                     tenants: app.tenants.clone(),
+                    limit: app.rate.map(|rate| Limit::new(rate, app.burst)),
                 },
             );
         }
@@ -271,6 +324,23 @@ impl AppRegistry {
     /// The tenants an authenticated app is limited to, if it is.
     pub(crate) fn tenants_of(&self, code: &str) -> Option<&[String]> {
         self.apps.get(code).and_then(|app| app.tenants.as_deref())
+    }
+
+    /// Whether `code` is a registered app (and so may be a metric label).
+    pub(crate) fn contains(&self, code: &str) -> bool {
+        self.apps.contains_key(code)
+    }
+
+    /// The registered app codes.
+    pub(crate) fn codes(&self) -> impl Iterator<Item = &str> {
+        self.apps.keys().map(String::as_str)
+    }
+
+    /// The apps that have a quota of their own.
+    pub(crate) fn limits(&self) -> impl Iterator<Item = (&str, Limit)> {
+        self.apps
+            .iter()
+            .filter_map(|(code, app)| app.limit.map(|limit| (code.as_str(), limit)))
     }
 
     /// Checks an app's credentials: `Some(allow_bk_username)` when the code is

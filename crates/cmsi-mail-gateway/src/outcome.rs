@@ -176,12 +176,18 @@ impl Answering {
         if let Some(failure) = &outcome.failure {
             tracing::debug!(request_id = %request_id, route, failure = %failure, "refused");
         }
+        let answered = crate::metrics::Answered {
+            route,
+            app: outcome.app_code.clone(),
+            code: outcome.response.code.clone(),
+        };
         let mut reply = respond_as(
             shape,
             outcome.status,
             outcome.response.with_request_id(&request_id),
             &request_id,
         );
+        reply.extensions_mut().insert(answered);
         if let Some(seconds) = outcome.retry_after {
             reply
                 .headers_mut()

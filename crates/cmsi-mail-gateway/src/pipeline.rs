@@ -1,6 +1,7 @@
 //! The path every authenticated route shares: credentials before any expensive
-//! work, the body within its bounds, then the full parse off the async threads
-//! for an authenticated app only.
+//! work, the app's quota as soon as the app is known, the body within its
+//! bounds, then the full parse off the async threads for an authenticated app
+//! only.
 
 use std::sync::Arc;
 
@@ -140,7 +141,9 @@ pub(crate) struct Call {
 impl Gateway {
     /// Authenticates a request and reads its body, in that order as far as
     /// the credentials allow: the header's before the body is read, a body's
-    /// by a scan that builds nothing else. Then the tenant the app sends for.
+    /// by a scan that builds nothing else. The app's quota is asked as soon as
+    /// the app is known, so a request over it is refused before its body is
+    /// read or parsed. Then the tenant the app sends for.
     pub(crate) async fn admit(
         self: &Arc<Self>,
         method: &Method,
@@ -166,7 +169,8 @@ impl Gateway {
         };
         let header_app = match Credentials::from_header(headers) {
             Ok(Some(credentials)) => match credentials.authenticate(&self.apps, require) {
-                Ok(app) => Some(app),
+                // Over its quota: refused before the body is read.
+                Ok(app) => self.within_quota(&app).map(|()| Some(app))?,
                 Err(error) => return Err(Outcome::auth(&error)),
             },
             Ok(None) => None,
@@ -194,7 +198,8 @@ impl Gateway {
                 })
                 .await;
                 match checked {
-                    Some(Ok(Ok(app))) => app,
+                    // Over its quota: refused before the body is parsed.
+                    Some(Ok(Ok(app))) => self.within_quota(&app).map(|()| app)?,
                     Some(Ok(Err(error))) => return Err(Outcome::auth(&error)),
                     Some(Err(error)) => return Err(Outcome::error(&Error::Request(error), None)),
                     None => return Err(Outcome::internal()),

@@ -79,7 +79,9 @@ impl Gateway {
             return queued::enqueue(queue, app, idempotency_key.as_deref(), &prepared).await;
         }
         // Any tenant's mailer delivers: they share the one transport.
+        let started = std::time::Instant::now();
         let result = self.mailer.deliver(&prepared).await;
+        self.metrics.delivered(&result, started.elapsed());
         Outcome {
             status: StatusCode::OK,
             response: prepared.response(&result),

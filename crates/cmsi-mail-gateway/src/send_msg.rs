@@ -186,7 +186,7 @@ async fn get_msg_type(
         .await
     {
         Ok(call) => Outcome::ok(
-            EsbResponse::listed(gateway.message_types(&headers, Listing::Esb)),
+            EsbResponse::ok_with_data(gateway.message_types(&headers, Listing::Esb)),
             call.app,
         ),
         Err(outcome) => outcome,

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod ready;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -211,6 +213,12 @@ impl Transport for SesTransport {
             rejected: Vec::new(),
             transport_id: output.message_id().map(str::to_owned),
         })
+    }
+
+    /// Ready when SES answers a read (an identity list of one); nothing is
+    /// sent, and the check is not retried.
+    async fn ready(&self) -> Result<(), TransportError> {
+        self.reach().await
     }
 }
 

@@ -146,3 +146,32 @@ async fn missing_credentials_are_a_configuration_error() {
     assert_eq!(error.kind(), TransportErrorKind::Configuration, "{error}");
     assert!(error.to_string().contains("credentials"), "{error}");
 }
+
+#[tokio::test]
+async fn ready_when_ses_answers_and_nothing_is_sent() {
+    let moto = MotoServer::start();
+    let transport = SesTransport::new(client(&moto));
+    transport.ready().await.unwrap();
+    assert!(moto.raw_messages().is_empty());
+}
+
+#[tokio::test]
+async fn not_ready_when_the_endpoint_cannot_be_reached_or_signed_for() {
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        cmsi_mail_testkit::servers::free_port()
+    );
+    let error = SesTransport::new(client_at(&closed, true))
+        .ready()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Transient, "{error}");
+    assert!(error.message().contains("could not be reached"), "{error}");
+
+    let moto = MotoServer::start();
+    let error = SesTransport::new(client_at(&moto.endpoint(), false))
+        .ready()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Configuration, "{error}");
+}

@@ -205,6 +205,15 @@ impl Transport for SmtpTransport {
         }
     }
 
+    /// Ready when a pooled connection answers NOOP, or a new one connects,
+    /// greets and authenticates (it is then kept for the next delivery).
+    /// Tried once: no retries, each step within `timeout_secs`.
+    async fn ready(&self) -> Result<(), TransportError> {
+        let connection = self.checkout().await.map_err(|failure| failure.error)?;
+        self.checkin(connection);
+        Ok(())
+    }
+
     async fn close(&self) {
         let idle = std::mem::take(&mut *self.lock_idle());
         for mut connection in idle {

@@ -16,6 +16,7 @@ pub mod browser;
 pub mod channel;
 pub mod fs;
 pub mod fuzz;
+pub mod metrics;
 pub mod oracle;
 pub mod postgres;
 pub mod process;

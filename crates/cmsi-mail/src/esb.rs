@@ -17,6 +17,9 @@ pub const CODE_OK: &str = "00";
 pub const CODE_BAD_REQUEST: &str = "1306000";
 /// ESB code for a failure behind the component: delivery or the user directory.
 pub const CODE_BACKEND_FAILED: &str = "1306201";
+/// ESB code for a request over its app's quota or the server's: the ESB's own
+/// `RATE_LIMIT_RESTRICTION` ("Access frequency limit").
+pub const CODE_RATE_LIMITED: &str = "1306429";
 
 /// Anything that stops a `send_mail` request from becoming a delivered
 /// message: a step-2 failure ([`ValidationError`]) or a step-4 one
@@ -84,7 +87,8 @@ impl From<ValidationError> for Error {
 pub struct EsbResponse {
     /// Whether the mail was sent.
     pub result: bool,
-    /// `"00"`, `"1306000"` (bad request) or `"1306201"` (delivery failed).
+    /// `"00"`, `"1306000"` (bad request), `"1306201"` (delivery failed) or
+    /// `"1306429"` (over a request quota).
     pub code: String,
     /// `OK`, or what went wrong.
     pub message: String,
@@ -166,18 +170,6 @@ impl EsbResponse {
         EsbResponse::failure(CODE_BACKEND_FAILED, message, json!({}))
     }
 
-    /// A successful answer that carries `data` only, such as the list of
-    /// message types.
-    pub fn listed(data: Value) -> Self {
-        EsbResponse {
-            result: true,
-            code: CODE_OK.to_owned(),
-            message: "OK".to_owned(),
-            data,
-            request_id: None,
-        }
-    }
-
     /// A channel's server (a `dest_url`) could not be reached or did not
     /// answer as it must (code `1306201`, `data.kind` `channel`).
     pub fn forward_failed(message: impl Into<String>) -> Self {
@@ -218,6 +210,12 @@ impl EsbResponse {
             data,
             request_id: None,
         }
+    }
+
+    /// The caller is over a request quota; trying again after the time the
+    /// server names will work (code `1306429`).
+    pub fn rate_limited(message: impl Into<String>, data: Value) -> Self {
+        EsbResponse::failure(CODE_RATE_LIMITED, message, data)
     }
 
     fn failure(code: &str, message: impl Into<String>, data: Value) -> Self {

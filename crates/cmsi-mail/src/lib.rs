@@ -43,7 +43,9 @@ pub use compose::{ComposeOptions, Composed};
 pub use directory::LoadError;
 pub use directory::{DirectoryError, StaticDirectory, UserDirectory};
 pub use error::{Problem, RequestError};
-pub use esb::{CODE_BACKEND_FAILED, CODE_BAD_REQUEST, CODE_OK, Error, EsbResponse};
+pub use esb::{
+    CODE_BACKEND_FAILED, CODE_BAD_REQUEST, CODE_OK, CODE_RATE_LIMITED, Error, EsbResponse,
+};
 pub use mailer::{Mailer, Prepared, Sent};
 pub use message::{Attachment, BodyFormat, Disposition, Message};
 pub use request::{AttachmentRequest, MAX_ATTACHMENT_ENTRIES, MAX_LIST_ENTRIES, SendMailRequest};

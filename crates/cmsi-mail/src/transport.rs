@@ -31,6 +31,16 @@ pub trait Transport: Send + Sync {
     /// Ends what the transport keeps open (pooled connections), politely.
     /// Called when a program shuts down; the default does nothing.
     async fn close(&self) {}
+
+    /// Whether the transport can deliver now, checked cheaply and without
+    /// sending anything: SMTP connects and greets (or finds a pooled
+    /// connection that answers NOOP), SES reaches its endpoint, the file
+    /// transport finds its directory writable. A server's readiness probe
+    /// calls it, so it must not be costly to the relay; callers cache the
+    /// answer. The default says ready.
+    async fn ready(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -46,6 +56,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     async fn close(&self) {
         (**self).close().await;
     }
+
+    async fn ready(&self) -> Result<(), TransportError> {
+        (**self).ready().await
+    }
 }
 
 #[async_trait]
@@ -60,6 +74,10 @@ impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
 
     async fn close(&self) {
         (**self).close().await;
+    }
+
+    async fn ready(&self) -> Result<(), TransportError> {
+        (**self).ready().await
     }
 }
 
