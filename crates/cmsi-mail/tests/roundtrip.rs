@@ -36,7 +36,7 @@ fn lf(text: &str) -> String {
 }
 
 #[test]
-fn the_seed_example_is_a_single_html_part() {
+fn the_seed_example_is_html_with_its_text() {
     let (_, composed) = compose(&example("seed.json"));
     let raw = text(&composed.bytes);
     let (headers, body) = raw.split_once("\r\n\r\n").unwrap();
@@ -55,14 +55,17 @@ fn the_seed_example_is_a_single_html_part() {
             "To",
             "Subject",
             "Content-Type",
-            "Content-Transfer-Encoding"
         ]
     );
-    assert!(headers.contains("Content-Type: text/html; charset=utf-8"));
-    assert!(headers.contains("Content-Transfer-Encoding: 7bit"));
+    assert!(headers.contains("Content-Type: multipart/alternative;"));
     assert!(headers.contains("MIME-Version: 1.0"));
     assert!(headers.contains("Date: Mon, 24 Nov 2025 16:00:00 +0000"));
-    assert_eq!(body, "<html>Welcome to Blueking</html>");
+    assert!(body.contains(
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nWelcome to Blueking\r\n"
+    ));
+    assert!(body.contains(
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n<html>Welcome to Blueking</html>\r\n"
+    ));
 
     let parsed = parse(&composed.bytes);
     assert_eq!(parsed.subject(), Some("This is a Test"));
@@ -81,8 +84,16 @@ fn the_seed_example_is_a_single_html_part() {
     assert_eq!(message_id, composed.message_id);
     assert!(message_id.ends_with("@bking.com"), "{message_id}");
 
+    assert_eq!(
+        parsed.body_text(0).as_deref().map(str::trim_end),
+        Some("Welcome to Blueking")
+    );
+
     let report = python_email_clean(&composed.bytes);
-    assert_eq!(python_shape(&report), "text/html");
+    assert_eq!(
+        python_shape(&report),
+        "multipart/alternative[text/plain,text/html]"
+    );
     assert_eq!(report["subject"], "This is a Test");
     assert_eq!(
         report["to"],
@@ -104,8 +115,10 @@ fn the_readme_example_has_the_related_tree() {
     let report = python_email_clean(&composed.bytes);
     assert_eq!(
         python_shape(&report),
-        "multipart/mixed[multipart/related[text/html,image/png,image/png],application/pdf]"
+        "multipart/mixed[multipart/related[multipart/alternative[text/plain,text/html],image/png,image/png],application/pdf]"
     );
+    let related = &report["tree"]["parts"][0];
+    assert_eq!(related["params"]["type"], "multipart/alternative");
     assert_eq!(report["subject"], request["title"]);
     assert_eq!(
         report["to"],
@@ -124,8 +137,18 @@ fn the_readme_example_has_the_related_tree() {
     );
 
     let leaves = python_leaves(&report);
+    let plain = leaves[0]["text"].as_str().unwrap();
+    for line in [
+        "[蓝鲸]",
+        "# 2026 年第三季度运营报告",
+        "各位好：",
+        "[告警趋势]",
+        "—— 蓝鲸监控平台",
+    ] {
+        assert!(plain.lines().any(|l| l == line), "{line:?} in {plain}");
+    }
     assert_eq!(
-        lf(leaves[0]["text"].as_str().unwrap()),
+        lf(leaves[1]["text"].as_str().unwrap()),
         lf(request["content"].as_str().unwrap())
     );
     let expected = [
@@ -134,7 +157,7 @@ fn the_readme_example_has_the_related_tree() {
         ("季度报告（终版）.pdf", "attachment", None),
     ];
     for (index, (filename, disposition, content_id)) in expected.iter().enumerate() {
-        let leaf = leaves[index + 1];
+        let leaf = leaves[index + 2];
         assert_eq!(leaf["filename"], *filename);
         assert_eq!(leaf["disposition"], *disposition);
         assert_eq!(leaf["content_id"].as_str(), *content_id);
@@ -366,8 +389,9 @@ fn bodies_decode_exactly_whatever_the_encoding() {
             .unwrap();
             assert_eq!(lf(&decoded), expected, "mail-parser, {format} {body:?}");
             let report = python_email_clean(&composed.bytes);
+            let leaves = python_leaves(&report);
             assert_eq!(
-                report["tree"]["text"].as_str().map(lf),
+                leaves.last().unwrap()["text"].as_str().map(lf),
                 Some(expected),
                 "python, {format} {body:?}"
             );
@@ -441,7 +465,7 @@ fn attachments_only_give_a_flat_mixed() {
     let report = python_email_clean(&composed.bytes);
     assert_eq!(
         python_shape(&report),
-        "multipart/mixed[text/html,application/pdf,image/png]"
+        "multipart/mixed[multipart/alternative[text/plain,text/html],application/pdf,image/png]"
     );
 }
 
@@ -466,7 +490,7 @@ fn filenames_survive_both_readers() {
         assert_eq!(part.attachment_name(), Some(name.as_str()), "mail-parser");
         assert_eq!(part.contents(), b"hello");
         let report = python_email_clean(&composed.bytes);
-        let leaf = python_leaves(&report)[1];
+        let leaf = *python_leaves(&report).last().unwrap();
         assert_eq!(leaf["filename"], json!(name), "python filename");
         assert_eq!(leaf["params"]["name"], json!(name), "python name=");
     }
@@ -490,13 +514,14 @@ fn attachment_types_on_the_wire() {
     assert_eq!(
         types,
         [
+            json!("text/plain"),
             json!("text/html"),
             json!("image/png"),
             json!("text/csv"),
             json!("application/octet-stream")
         ]
     );
-    assert_eq!(leaves[2]["params"]["charset"], "utf-8");
+    assert_eq!(leaves[3]["params"]["charset"], "utf-8");
 }
 
 #[test]
