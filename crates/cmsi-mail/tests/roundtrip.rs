@@ -433,6 +433,89 @@ fn inline_images_alone_give_a_related_top_level() {
     assert_eq!(leaves[1]["disposition"], "inline");
 }
 
+/// The `cid:` references of an HTML text.
+fn cid_references(html: &str) -> Vec<String> {
+    html.split("cid:")
+        .skip(1)
+        .map(|rest| rest.split(['"', '\'', ')']).next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_cid_names_a_part_whatever_the_filename() {
+    let names = ["告警趋势.png", "（全角）图.gif", "my logo.png"];
+    let percent = |name: &str| {
+        name.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'.' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let html: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "<img src=\"cid:{name}\"><div style=\"background:url('cid:{}')\"></div>",
+                percent(name)
+            )
+        })
+        .collect();
+    let attachments: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"filename": name, "content": png()}))
+        .collect();
+    let (message, composed) = compose(&simple(json!({
+        "content": html,
+        "attachments": attachments,
+    })));
+    for attachment in message.attachments() {
+        assert!(attachment.content_id().unwrap().is_ascii());
+    }
+
+    let report = python_email_clean(&composed.bytes);
+    let leaves = python_leaves(&report);
+    let ids: Vec<String> = leaves
+        .iter()
+        .filter_map(|leaf| leaf["content_id"].as_str())
+        .map(|id| id.trim_matches(['<', '>']).to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let html_leaf = leaves
+        .iter()
+        .find(|leaf| leaf["content_type"] == "text/html")
+        .unwrap();
+    let references = cid_references(html_leaf["text"].as_str().unwrap());
+    assert_eq!(references.len(), 6);
+    for reference in &references {
+        assert!(ids.contains(reference), "python: cid:{reference} not in {ids:?}");
+    }
+    // Each name's two spellings name the same part.
+    for pair in references.chunks(2) {
+        assert_eq!(pair[0], pair[1]);
+    }
+
+    let parsed = parse(&composed.bytes);
+    let parser_ids: Vec<&str> = parsed
+        .attachments()
+        .filter_map(|part| part.content_id())
+        .collect();
+    let html = parsed.body_html(0).unwrap();
+    for reference in cid_references(&html) {
+        assert!(
+            parser_ids.contains(&reference.as_str()),
+            "mail-parser: cid:{reference} not in {parser_ids:?}"
+        );
+    }
+    // Given Content-IDs stay as they are, and so do the references to them.
+    let (message, _) = compose(&simple(json!({
+        "content": "<img src=\"cid:chart\">",
+        "attachments": [{"filename": "告警趋势.png", "content": png(), "content_id": "chart"}],
+    })));
+    assert_eq!(message.attachments()[0].content_id(), Some("chart"));
+    assert_eq!(message.body(), "<img src=\"cid:chart\">");
+}
+
 #[test]
 fn a_text_body_keeps_inline_parts_in_mixed() {
     let (_, composed) = compose(&simple(json!({
