@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod dkim;
 pub mod fs;
 pub mod fuzz;
 pub mod oracle;

@@ -33,6 +33,9 @@ pub enum Error {
     /// The transport did not deliver the message.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The composed message could not be DKIM-signed.
+    #[error("{0}")]
+    Signing(String),
 }
 
 impl Error {
@@ -40,7 +43,7 @@ impl Error {
     pub fn esb_code(&self) -> &'static str {
         match self {
             Error::Request(_) => CODE_BAD_REQUEST,
-            Error::Directory(_) | Error::Transport(_) => CODE_BACKEND_FAILED,
+            Error::Directory(_) | Error::Transport(_) | Error::Signing(_) => CODE_BACKEND_FAILED,
         }
     }
 
@@ -51,6 +54,7 @@ impl Error {
         match self {
             Error::Request(_) => "request",
             Error::Directory(_) => "directory",
+            Error::Signing(_) => "signing",
             Error::Transport(transport) => match transport.kind() {
                 TransportErrorKind::Transient => "transient",
                 TransportErrorKind::Permanent => "permanent",
@@ -64,7 +68,7 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::Request(request) => Some(request.field()),
-            Error::Directory(_) | Error::Transport(_) => None,
+            Error::Directory(_) | Error::Transport(_) | Error::Signing(_) => None,
         }
     }
 }
@@ -132,7 +136,9 @@ impl EsbResponse {
                 }
                 Value::Object(data)
             }
-            Error::Directory(_) | Error::Transport(_) => json!({ "kind": error.kind() }),
+            Error::Directory(_) | Error::Transport(_) | Error::Signing(_) => {
+                json!({ "kind": error.kind() })
+            }
         };
         EsbResponse::failure(error.esb_code(), error.to_string(), data)
     }

@@ -28,6 +28,8 @@
 mod address;
 mod compose;
 mod directory;
+#[cfg(feature = "dkim")]
+mod dkim;
 mod error;
 mod esb;
 mod mailer;
@@ -42,6 +44,8 @@ pub use compose::{ComposeOptions, Composed};
 #[cfg(feature = "toml")]
 pub use directory::LoadError;
 pub use directory::{DirectoryError, StaticDirectory, UserDirectory};
+#[cfg(feature = "dkim")]
+pub use dkim::{DEFAULT_SIGNED_HEADERS, DkimError, DkimSigner};
 pub use error::{Problem, RequestError};
 pub use esb::{CODE_BACKEND_FAILED, CODE_BAD_REQUEST, CODE_OK, Error, EsbResponse};
 pub use mailer::{Mailer, Prepared, Sent};

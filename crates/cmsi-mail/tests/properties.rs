@@ -84,7 +84,7 @@ fn check_words(what: &str, value: &str, expected: &str) -> Result<(), TestCaseEr
         let last = index + 1 == words.len();
         if word.starts_with("=?utf-8?B?") && !last {
             prop_assert!(
-                bytes.len() % 3 == 0 && !word.ends_with("=?="),
+                bytes.len().is_multiple_of(3) && !word.ends_with("=?="),
                 "{what}: {word} is padded and not last in {value:?}"
             );
         }

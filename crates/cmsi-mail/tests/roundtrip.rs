@@ -488,7 +488,10 @@ fn every_cid_names_a_part_whatever_the_filename() {
     let references = cid_references(html_leaf["text"].as_str().unwrap());
     assert_eq!(references.len(), 6);
     for reference in &references {
-        assert!(ids.contains(reference), "python: cid:{reference} not in {ids:?}");
+        assert!(
+            ids.contains(reference),
+            "python: cid:{reference} not in {ids:?}"
+        );
     }
     // Each name's two spellings name the same part.
     for pair in references.chunks(2) {

@@ -90,7 +90,8 @@ fn bounded(html: &str) -> (Cow<'_, str>, bool) {
         let open = at + offset;
         let rest = bytes.get(open + 1..).unwrap_or_default();
         if rest.starts_with(b"!--") {
-            at = memchr::memmem::find(rest, b"-->").map_or(bytes.len(), |close| open + 1 + close + 3);
+            at = memchr::memmem::find(rest, b"-->")
+                .map_or(bytes.len(), |close| open + 1 + close + 3);
             continue;
         }
         let closing = rest.first() == Some(&b'/');
@@ -101,7 +102,9 @@ fn bounded(html: &str) -> (Cow<'_, str>, bool) {
             .iter()
             .take_while(|byte| byte.is_ascii_alphanumeric())
             .count();
-        let name = rest.get(name_start..name_start + name_len).unwrap_or_default();
+        let name = rest
+            .get(name_start..name_start + name_len)
+            .unwrap_or_default();
         if name.first().is_none_or(|byte| !byte.is_ascii_alphabetic()) {
             at = open + 1;
             continue;
@@ -164,10 +167,40 @@ fn raw_text_end(bytes: &[u8], from: usize, name: &[u8]) -> usize {
 /// starts: they never make the tree deeper.
 fn is_uncounted(name: &[u8]) -> bool {
     const NAMES: &[&[u8]] = &[
-        b"area", b"base", b"br", b"col", b"embed", b"hr", b"img", b"input", b"link", b"meta",
-        b"param", b"source", b"track", b"wbr", b"p", b"li", b"dt", b"dd", b"td", b"th", b"tr",
-        b"tbody", b"thead", b"tfoot", b"colgroup", b"option", b"optgroup", b"rb", b"rp", b"rt",
-        b"rtc", b"html", b"head", b"body",
+        b"area",
+        b"base",
+        b"br",
+        b"col",
+        b"embed",
+        b"hr",
+        b"img",
+        b"input",
+        b"link",
+        b"meta",
+        b"param",
+        b"source",
+        b"track",
+        b"wbr",
+        b"p",
+        b"li",
+        b"dt",
+        b"dd",
+        b"td",
+        b"th",
+        b"tr",
+        b"tbody",
+        b"thead",
+        b"tfoot",
+        b"colgroup",
+        b"option",
+        b"optgroup",
+        b"rb",
+        b"rp",
+        b"rt",
+        b"rtc",
+        b"html",
+        b"head",
+        b"body",
     ];
     NAMES.iter().any(|void| name.eq_ignore_ascii_case(void))
 }
@@ -184,10 +217,16 @@ mod tests {
         let text = text_alternative(html).unwrap();
         assert!(text.contains("蓝鲸监控周报"), "{text}");
         assert!(text.contains("[监控平台][1]"), "{text}");
-        assert!(text.contains("[1]: https://bk.example.com/alarms"), "{text}");
+        assert!(
+            text.contains("[1]: https://bk.example.com/alarms"),
+            "{text}"
+        );
         assert!(text.contains("web-01"), "{text}");
         assert!(!text.contains('<'), "{text}");
-        assert!(text.split("\r\n").all(|line| !line.contains('\n') && !line.contains('\r')));
+        assert!(
+            text.split("\r\n")
+                .all(|line| !line.contains('\n') && !line.contains('\r'))
+        );
     }
 
     #[test]
@@ -205,7 +244,11 @@ mod tests {
         assert_eq!(input.matches("</div>").count(), MAX_DEPTH);
         assert!(text_alternative(&html).unwrap().contains("deep text"));
         // Uncounted and raw-text elements do not count.
-        let html = format!("<ul>{}</ul><script>{}</script>", "<li>x".repeat(500), "<div>".repeat(500));
+        let html = format!(
+            "<ul>{}</ul><script>{}</script>",
+            "<li>x".repeat(500),
+            "<div>".repeat(500)
+        );
         assert!(matches!(bounded(&html).0, Cow::Borrowed(_)));
     }
 

@@ -59,7 +59,11 @@ pub(super) fn write_words<W: Writer>(
             // character goes as a "Q" word, and the rest starts afresh.
             let first = rest.chars().next().map_or(0, char::len_utf8);
             let mut payload = String::with_capacity(12);
-            q.encode_payload(rest.get(..first).unwrap_or_default(), usize::MAX, &mut payload);
+            q.encode_payload(
+                rest.get(..first).unwrap_or_default(),
+                usize::MAX,
+                &mut payload,
+            );
             (first, b'Q', payload)
         };
         let fits = taken > 0 && payload.len() <= room;
@@ -120,13 +124,7 @@ mod tests {
 
     fn words(text: &str, column: usize) -> String {
         let mut out = Vec::new();
-        write_words(
-            &mut out,
-            text,
-            column,
-            76,
-            Words::Shorter(rfc2047::Q_TEXT),
-        );
+        write_words(&mut out, text, column, 76, Words::Shorter(rfc2047::Q_TEXT));
         String::from_utf8(out).unwrap()
     }
 
@@ -139,15 +137,25 @@ mod tests {
         ] {
             let out = words(text, 9);
             let mut decoded = String::new();
-            let all: Vec<&str> = out.split([' ', '\r', '\n']).filter(|w| !w.is_empty()).collect();
+            let all: Vec<&str> = out
+                .split([' ', '\r', '\n'])
+                .filter(|w| !w.is_empty())
+                .collect();
             for (index, word) in all.iter().enumerate() {
-                let payload = word.strip_prefix("=?utf-8?").unwrap().strip_suffix("?=").unwrap();
-                if let Some(b) = payload.strip_prefix("B?") {
-                    if index + 1 < all.len() {
-                        assert!(!b.ends_with('='), "{word} in {out}");
-                    }
+                let payload = word
+                    .strip_prefix("=?utf-8?")
+                    .unwrap()
+                    .strip_suffix("?=")
+                    .unwrap();
+                if let Some(b) = payload.strip_prefix("B?")
+                    && index + 1 < all.len()
+                {
+                    assert!(!b.ends_with('='), "{word} in {out}");
                 }
-                decoded.push_str(&rfc2047::decode_text(word.as_bytes(), rfc2047::utf8_charset));
+                decoded.push_str(&rfc2047::decode_text(
+                    word.as_bytes(),
+                    rfc2047::utf8_charset,
+                ));
             }
             assert_eq!(decoded, text);
             assert!(out.split("\r\n").all(|line| line.len() <= 76), "{out}");

@@ -115,7 +115,10 @@ fn extension(filename: &str) -> Option<&str> {
 
 /// `html` with every `cid:` reference to a renamed part (its filename raw,
 /// percent-encoded, or with `&amp;` for `&`) pointing at the part's new ID.
-pub(super) fn rewrite_references<'a>(html: Cow<'a, str>, renamed: &[(String, String)]) -> Cow<'a, str> {
+pub(super) fn rewrite_references<'a>(
+    html: Cow<'a, str>,
+    renamed: &[(String, String)],
+) -> Cow<'a, str> {
     if renamed.is_empty() {
         return html;
     }
@@ -123,7 +126,10 @@ pub(super) fn rewrite_references<'a>(html: Cow<'a, str>, renamed: &[(String, Str
     let mut out: Option<String> = None;
     let mut copied = 0;
     for colon in memchr::memchr_iter(b':', bytes) {
-        let Some(scheme) = colon.checked_sub(3).and_then(|start| bytes.get(start..colon)) else {
+        let Some(scheme) = colon
+            .checked_sub(3)
+            .and_then(|start| bytes.get(start..colon))
+        else {
             continue;
         };
         let word_start = colon

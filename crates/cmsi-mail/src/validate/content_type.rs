@@ -51,13 +51,20 @@ fn is_utf8(data: &Data<'_>) -> bool {
             if error.error_len().is_some() {
                 return false;
             }
-            carried = bytes.get(error.valid_up_to()..).unwrap_or_default().to_vec();
+            carried = bytes
+                .get(error.valid_up_to()..)
+                .unwrap_or_default()
+                .to_vec();
         }
     }
     carried.is_empty()
 }
 
-fn declared_type(given: Option<&str>, filename: &str, data: &Data<'_>) -> Result<mime::Mime, Problem> {
+fn declared_type(
+    given: Option<&str>,
+    filename: &str,
+    data: &Data<'_>,
+) -> Result<mime::Mime, Problem> {
     let by_name = || suffix_type(filename.rsplit_once('.').map(|(_, suffix)| suffix));
     let Some(given) = given else {
         return Ok(by_name());
@@ -183,7 +190,11 @@ mod tests {
             (encode(b"plain"), "a.txt", "text/plain; charset=utf-8"),
             (encode(b"\xff\xfe"), "a.txt", "text/plain"),
             (encode(b"\xe5\xad"), "a.txt", "text/plain"),
-            (Data::Bytes(text.clone().into_bytes()), "a.txt", "text/plain; charset=utf-8"),
+            (
+                Data::Bytes(text.clone().into_bytes()),
+                "a.txt",
+                "text/plain; charset=utf-8",
+            ),
             (encode(text.as_bytes()), "a.pdf", "application/pdf"),
         ];
         for (data, name, expected) in cases {

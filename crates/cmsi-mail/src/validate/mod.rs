@@ -12,8 +12,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::address::{
-    LineFault, Mailbox, line_fault, looks_encoded, split_address_list,
-    split_username_list,
+    LineFault, Mailbox, line_fault, looks_encoded, split_address_list, split_username_list,
 };
 use crate::directory::{DirectoryError, UserDirectory};
 use crate::error::{AttachmentField, Problem, RequestError};
@@ -22,8 +21,7 @@ use crate::request::{AttachmentRequest, MAX_LIST_ENTRIES, SendMailRequest};
 
 use self::base64::{attachment_data, decode_base64};
 use self::content_id::{
-    MAX_CONTENT_ID, assign_generated, explicit_content_id, filename_content_id,
-    rewrite_references,
+    MAX_CONTENT_ID, assign_generated, explicit_content_id, filename_content_id, rewrite_references,
 };
 use self::content_type::content_type;
 

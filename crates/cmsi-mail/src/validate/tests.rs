@@ -626,7 +626,11 @@ fn generated_content_ids_are_unique_and_the_html_follows_them() {
         ]
     }));
     let message = validate(value).unwrap().message;
-    let ids: Vec<_> = message.attachments().iter().map(Attachment::content_id).collect();
+    let ids: Vec<_> = message
+        .attachments()
+        .iter()
+        .map(Attachment::content_id)
+        .collect();
     assert_eq!(
         ids,
         [
