@@ -15,6 +15,7 @@
 pub mod dkim;
 pub mod fs;
 pub mod fuzz;
+pub mod oauth;
 pub mod oracle;
 pub mod servers;
 
