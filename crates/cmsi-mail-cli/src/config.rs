@@ -13,8 +13,18 @@
 //! smtp_pwd = "testpass"        # or CMSI_MAIL_SMTP_PWD in the environment
 //! smtp_usetls = true
 //! ca_file = "cert.pem"
+//! # auth = "xoauth2"         # OAuth2 instead of smtp_pwd; then either
+//! # oauth_token_url = "https://login.microsoftonline.com/TENANT/oauth2/v2.0/token"
+//! # oauth_client_id = "…"
+//! # oauth_client_secret = "…" # or CMSI_MAIL_OAUTH_CLIENT_SECRET
+//! # oauth_scope = "https://outlook.office365.com/.default"
+//! # or a token in CMSI_MAIL_SMTP_TOKEN
 //! [transport.ses]
 //! region = "us-east-1"
+//! [dkim]
+//! domain = "example.com"
+//! selector = "mail2026"
+//! key_file = "dkim.pem"        # PEM, RSA or Ed25519
 //! [users]
 //! admin = "admin@example.com"
 //! [server]
@@ -25,12 +35,16 @@
 //! allow_bk_username = true
 //! ```
 //!
-//! Relative paths (`dir`, `ca_file`) are relative to the file's own directory.
+//! `text_alternative = false` (top level) sends HTML mail without its
+//! plain-text part. Relative paths (`dir`, `ca_file`, `key_file`) are relative
+//! to the file's own directory.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use cmsi_mail::{Mailbox, StaticDirectory, Transport};
+use std::sync::Arc;
+
+use cmsi_mail::{ComposeOptions, DkimSigner, Mailbox, StaticDirectory, Transport};
 use cmsi_mail_file::FileTransport;
 use cmsi_mail_ses::{SesSettings, SesTransport};
 use cmsi_mail_smtp::{SmtpSettings, SmtpTransport};
@@ -41,6 +55,8 @@ use crate::PLACEHOLDER_SENDER;
 /// Environment variables that override secrets of the file.
 const SMTP_USER_ENV: &str = "CMSI_MAIL_SMTP_USER";
 const SMTP_PWD_ENV: &str = "CMSI_MAIL_SMTP_PWD";
+const SMTP_TOKEN_ENV: &str = "CMSI_MAIL_SMTP_TOKEN";
+const OAUTH_SECRET_ENV: &str = "CMSI_MAIL_OAUTH_CLIENT_SECRET";
 
 /// Where `send` and `serve` drop mail when nothing is configured.
 const DEFAULT_OUTBOX: &str = "outbox";
@@ -96,9 +112,16 @@ impl DeliveryArgs {
         let kind = self
             .transport
             .or(self.outbox.as_ref().map(|_| TransportKind::File));
+        // The key first: a key that cannot be read stops the start.
+        let dkim = config.dkim_signer()?;
         let transport = config.transport(kind, self.outbox.as_deref()).await?;
-        Ok(cmsi_mail::Mailer::new(transport, config.sender()?)
-            .with_directory(std::sync::Arc::new(std::mem::take(&mut config.users))))
+        let mut mailer = cmsi_mail::Mailer::new(transport, config.sender()?)
+            .with_directory(Arc::new(std::mem::take(&mut config.users)))
+            .with_compose_options(config.compose_options());
+        if let Some(signer) = dkim {
+            mailer = mailer.with_dkim(signer);
+        }
+        Ok(mailer)
     }
 }
 
@@ -115,6 +138,11 @@ pub(crate) struct Config {
     pub(crate) server: cmsi_mail_gateway::ServerConfig,
     #[serde(default)]
     pub(crate) apps: cmsi_mail_gateway::Apps,
+    /// Whether HTML mail gets its plain-text alternative (default true).
+    #[serde(default)]
+    text_alternative: Option<bool>,
+    #[serde(default)]
+    dkim: Option<DkimConfig>,
     /// The directory of the file, for relative paths.
     #[serde(skip)]
     base: PathBuf,
@@ -131,6 +159,19 @@ struct TransportConfig {
     smtp: Option<SmtpSettings>,
     #[serde(default)]
     ses: Option<SesSettings>,
+}
+
+/// `[dkim]`: sign every message for `domain` with the key of `selector`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DkimConfig {
+    domain: String,
+    selector: String,
+    /// PEM private key: RSA (2048 to 8192 bits) or Ed25519.
+    key_file: PathBuf,
+    /// Header fields to sign (default: cmsi_mail::DEFAULT_SIGNED_HEADERS).
+    #[serde(default)]
+    headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,8 +222,39 @@ impl Config {
     }
 
     /// The sender for requests that name none.
-    fn sender(&self) -> anyhow::Result<Mailbox> {
+    pub(crate) fn sender(&self) -> anyhow::Result<Mailbox> {
         parse_sender(self.mail_sender.as_deref(), "mail_sender")
+    }
+
+    /// Whether HTML mail gets its text alternative (unless
+    /// `text_alternative = false`).
+    pub(crate) fn text_alternative(&self) -> bool {
+        self.text_alternative.unwrap_or(true)
+    }
+
+    /// How `send` and `serve` compose messages.
+    fn compose_options(&self) -> ComposeOptions {
+        ComposeOptions::new().with_text_alternative(self.text_alternative())
+    }
+
+    /// The users of the `[users]` table, taken out of the configuration.
+    pub(crate) fn take_users(&mut self) -> StaticDirectory {
+        std::mem::take(&mut self.users)
+    }
+
+    /// The DKIM signer of `[dkim]`, its key read now: a key that cannot be
+    /// read or used is an error at start, naming the file.
+    pub(crate) fn dkim_signer(&self) -> anyhow::Result<Option<Arc<DkimSigner>>> {
+        let Some(dkim) = &self.dkim else {
+            return Ok(None);
+        };
+        let path = self.resolve(&dkim.key_file);
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("[dkim] key_file {}: cannot read it", path.display()))?;
+        let signer =
+            DkimSigner::from_pem(&pem, &dkim.domain, &dkim.selector, dkim.headers.as_deref())
+                .with_context(|| format!("[dkim] key_file {}", path.display()))?;
+        Ok(Some(Arc::new(signer)))
     }
 
     /// The transport, `kind` overriding the file's choice (default: file).
@@ -219,6 +291,12 @@ impl Config {
                 }
                 if let Ok(password) = std::env::var(SMTP_PWD_ENV) {
                     settings.smtp_pwd = Some(password);
+                }
+                if let Ok(token) = std::env::var(SMTP_TOKEN_ENV) {
+                    settings.oauth_token = Some(token);
+                }
+                if let Ok(secret) = std::env::var(OAUTH_SECRET_ENV) {
+                    settings.oauth_client_secret = Some(secret);
                 }
                 settings.ca_file = settings.ca_file.map(|path| self.resolve(&path));
                 Box::new(SmtpTransport::new(settings)?)
