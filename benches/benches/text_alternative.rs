@@ -33,11 +33,14 @@ const CALLS: usize = 100;
 
 fn validate(json: &[u8]) -> Message<'static> {
     let request = SendMailRequest::from_json(json).unwrap();
-    Validator::new(Mailbox::parse("noreply@example.com").unwrap(), &StaticDirectory::new())
-        .validate(request)
-        .unwrap()
-        .message
-        .into_owned()
+    Validator::new(
+        Mailbox::parse("noreply@example.com").unwrap(),
+        &StaticDirectory::new(),
+    )
+    .validate(request)
+    .unwrap()
+    .message
+    .into_owned()
 }
 
 fn median(values: &mut [f64]) -> f64 {
