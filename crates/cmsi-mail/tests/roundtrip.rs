@@ -433,6 +433,75 @@ fn inline_images_alone_give_a_related_top_level() {
     assert_eq!(leaves[1]["disposition"], "inline");
 }
 
+/// The text/plain part of an HTML message, as Python reads it.
+fn text_part(composed: &Composed) -> String {
+    let report = python_email_clean(&composed.bytes);
+    let leaves = python_leaves(&report);
+    let leaf = leaves
+        .iter()
+        .find(|leaf| leaf["content_type"] == "text/plain")
+        .expect("a text/plain part");
+    leaf["text"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_cjk_newsletter_reads_as_text() {
+    let html = "<html><head><style>p { color: #333 }</style></head><body>\
+        <h1>蓝鲸周刊 第 48 期</h1>\
+        <p>本周要点：<b>监控平台</b>发布 3.9 版本，告警收敛规则更易配置。\
+        详情请见<a href=\"https://bk.example.com/news/48\">发布说明</a>。</p>\
+        <ul><li>新增：按业务拓扑聚合告警</li><li>修复：夜间值班表偶尔不同步</li></ul>\
+        <table><tr><th>指标</th><th>本周</th></tr><tr><td>可用率</td><td>99.98%</td></tr></table>\
+        <p>退订请点<a href=\"https://bk.example.com/unsubscribe\">这里</a>。</p></body></html>";
+    let (_, composed) = compose(&simple(json!({"title": "蓝鲸周刊", "content": html})));
+    let text = text_part(&composed);
+    for expected in [
+        "# 蓝鲸周刊 第 48 期",
+        "* 新增：按业务拓扑聚合告警",
+        "* 修复：夜间值班表偶尔不同步",
+        "[1]: https://bk.example.com/news/48",
+        "[2]: https://bk.example.com/unsubscribe",
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "{expected:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("[发布说明][1]") && text.contains("**监控平台**"),
+        "{text}"
+    );
+    assert!(text.contains("可用率") && text.contains("99.98%"), "{text}");
+    assert!(!text.contains("color") && !text.contains('<'), "{text}");
+    // 78 columns, CJK counted as two.
+    for line in text.lines() {
+        let width: usize = line.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+        assert!(width <= 78 || !line.contains(' '), "{line:?}");
+    }
+}
+
+#[test]
+fn a_pathological_html_converts_within_its_bounds() {
+    // Nesting first, then a huge table: the converted first 64 KiB hold both.
+    for nesting in ["<div><span>".repeat(2_000), "<table><tr><td>".repeat(3_000)] {
+        let mut html = nesting;
+        html.push_str("innermost<table>");
+        while html.len() < 1_000_000 {
+            html.push_str("<tr><td>告警</td><td>x</td></tr>");
+        }
+        let (message, composed) = compose(&simple(json!({"content": html})));
+        assert!(message.estimated_len() >= composed.bytes.len());
+        let text = text_part(&composed);
+        assert!(
+            text.contains("innermost") && text.contains("告警"),
+            "{}",
+            &text[..200]
+        );
+        assert!(text.trim_end().ends_with("[…]"), "the text says it was cut");
+        assert!(text.len() < 2 * 64 * 1024 + 4096, "{}", text.len());
+    }
+}
+
 /// The `cid:` references of an HTML text.
 fn cid_references(html: &str) -> Vec<String> {
     html.split("cid:")
