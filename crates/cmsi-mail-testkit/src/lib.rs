@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(feature = "dkim")]
 pub mod dkim;
 pub mod fs;
 pub mod fuzz;
