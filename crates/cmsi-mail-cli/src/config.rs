@@ -13,8 +13,18 @@
 //! smtp_pwd = "testpass"        # or CMSI_MAIL_SMTP_PWD in the environment
 //! smtp_usetls = true
 //! ca_file = "cert.pem"
+//! # auth = "xoauth2"         # OAuth2 instead of smtp_pwd; then either
+//! # oauth_token_url = "https://login.microsoftonline.com/TENANT/oauth2/v2.0/token"
+//! # oauth_client_id = "…"
+//! # oauth_client_secret = "…" # or CMSI_MAIL_OAUTH_CLIENT_SECRET
+//! # oauth_scope = "https://outlook.office365.com/.default"
+//! # or a token in CMSI_MAIL_SMTP_TOKEN
 //! [transport.ses]
 //! region = "us-east-1"
+//! [dkim]
+//! domain = "example.com"
+//! selector = "mail2026"
+//! key_file = "dkim.pem"        # PEM, RSA or Ed25519
 //! [users]
 //! admin = "admin@example.com"
 //! [server]
@@ -36,15 +46,17 @@
 //! timeout_secs = 30
 //! ```
 //!
-//! Relative paths (`dir`, `ca_file`, `users_file`) are relative to the file's
-//! own directory.
+//! `text_alternative = false` (top level) sends HTML mail without its
+//! plain-text part. Relative paths (`dir`, `ca_file`, `users_file`,
+//! `key_file`) are relative to the file's own directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use cmsi_mail::{Mailbox, StaticDirectory, Transport};
+
+use cmsi_mail::{ComposeOptions, DkimSigner, Mailbox, StaticDirectory, Transport};
 use cmsi_mail_file::FileTransport;
 use cmsi_mail_ses::{SesSettings, SesTransport};
 use cmsi_mail_smtp::{SmtpSettings, SmtpTransport};
@@ -59,6 +71,8 @@ const QUEUE_URL_ENV: &str = "CMSI_MAIL_QUEUE_URL";
 
 /// A mailer over any transport, as `send` and `serve` build them.
 pub(crate) type Mailer = cmsi_mail::Mailer<Box<dyn Transport>>;
+const SMTP_TOKEN_ENV: &str = "CMSI_MAIL_SMTP_TOKEN";
+const OAUTH_SECRET_ENV: &str = "CMSI_MAIL_OAUTH_CLIENT_SECRET";
 
 /// Where `send` and `serve` drop mail when nothing is configured.
 const DEFAULT_OUTBOX: &str = "outbox";
@@ -163,6 +177,14 @@ pub(crate) struct Config {
     tenants: BTreeMap<String, TenantConfig>,
     #[serde(default)]
     channels: cmsi_mail_gateway::Channels,
+    /// Whether HTML mail gets its plain-text alternative (default true).
+    #[serde(default)]
+    text_alternative: Option<bool>,
+    #[serde(default)]
+    dkim: Option<DkimConfig>,
+    /// The signer of `[dkim]`, its key read when the file is loaded.
+    #[serde(skip)]
+    signer: Option<Arc<DkimSigner>>,
     /// The directory of the file, for relative paths.
     #[serde(skip)]
     base: PathBuf,
@@ -196,6 +218,19 @@ struct TransportConfig {
     ses: Option<SesSettings>,
 }
 
+/// `[dkim]`: sign every message for `domain` with the key of `selector`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DkimConfig {
+    domain: String,
+    selector: String,
+    /// PEM private key: RSA (2048 to 8192 bits) or Ed25519.
+    key_file: PathBuf,
+    /// Header fields to sign (default: cmsi_mail::DEFAULT_SIGNED_HEADERS).
+    #[serde(default)]
+    headers: Option<Vec<String>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -226,6 +261,8 @@ impl Config {
         let mut config: Config =
             toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
         config.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // A key that cannot be read stops the start, before anything else.
+        config.signer = config.load_dkim()?;
         Ok(config)
     }
 
@@ -272,15 +309,26 @@ impl Config {
     }
 
     /// The sender for requests that name none.
-    fn sender(&self) -> anyhow::Result<Mailbox> {
+    pub(crate) fn sender(&self) -> anyhow::Result<Mailbox> {
         parse_sender(self.mail_sender.as_deref(), "mail_sender")
     }
 
     /// The top-level mailer over `transport`. Takes the users out of the
     /// config.
     pub(crate) fn mailer(&mut self, transport: Box<dyn Transport>) -> anyhow::Result<Mailer> {
-        Ok(cmsi_mail::Mailer::new(transport, self.sender()?)
-            .with_directory(Arc::new(std::mem::take(&mut self.users))))
+        let mailer = cmsi_mail::Mailer::new(transport, self.sender()?)
+            .with_directory(Arc::new(std::mem::take(&mut self.users)));
+        self.composing(mailer, self.dkim_signer())
+    }
+
+    /// `mailer` composing as the file says: with or without the text part,
+    /// signed with `dkim` when there is one.
+    fn composing(&self, mailer: Mailer, dkim: Option<Arc<DkimSigner>>) -> anyhow::Result<Mailer> {
+        let mailer = mailer.with_compose_options(self.compose_options());
+        Ok(match dkim {
+            Some(signer) => mailer.with_dkim(signer),
+            None => mailer,
+        })
     }
 
     /// A mailer per `[tenants.NAME]` over the one shared transport, after
@@ -296,6 +344,7 @@ impl Config {
                 }
             }
         }
+        let dkim = self.dkim_signer();
         let mut mailers = Vec::new();
         for (name, tenant) in std::mem::take(&mut self.tenants) {
             let sender = match &tenant.mail_sender {
@@ -314,10 +363,8 @@ impl Config {
                 (None, None) => StaticDirectory::new(),
             };
             let transport: Box<dyn Transport> = Box::new(Arc::clone(shared));
-            mailers.push((
-                name,
-                cmsi_mail::Mailer::new(transport, sender).with_directory(Arc::new(users)),
-            ));
+            let mailer = cmsi_mail::Mailer::new(transport, sender).with_directory(Arc::new(users));
+            mailers.push((name, self.composing(mailer, dkim.clone())?));
         }
         Ok(mailers)
     }
@@ -350,6 +397,42 @@ impl Config {
         }
     }
 
+    /// Whether HTML mail gets its text alternative (unless
+    /// `text_alternative = false`).
+    pub(crate) fn text_alternative(&self) -> bool {
+        self.text_alternative.unwrap_or(true)
+    }
+
+    /// How `send` and `serve` compose messages.
+    fn compose_options(&self) -> ComposeOptions {
+        ComposeOptions::new().with_text_alternative(self.text_alternative())
+    }
+
+    /// The users of the `[users]` table, taken out of the configuration.
+    pub(crate) fn take_users(&mut self) -> StaticDirectory {
+        std::mem::take(&mut self.users)
+    }
+
+    /// The DKIM signer of `[dkim]`, if there is one.
+    pub(crate) fn dkim_signer(&self) -> Option<Arc<DkimSigner>> {
+        self.signer.clone()
+    }
+
+    /// Reads `[dkim]`'s key: one that cannot be read or used is an error
+    /// naming the file.
+    fn load_dkim(&self) -> anyhow::Result<Option<Arc<DkimSigner>>> {
+        let Some(dkim) = &self.dkim else {
+            return Ok(None);
+        };
+        let path = self.resolve(&dkim.key_file);
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("[dkim] key_file {}: cannot read it", path.display()))?;
+        let signer =
+            DkimSigner::from_pem(&pem, &dkim.domain, &dkim.selector, dkim.headers.as_deref())
+                .with_context(|| format!("[dkim] key_file {}", path.display()))?;
+        Ok(Some(Arc::new(signer)))
+    }
+
     /// The transport, `kind` overriding the file's choice (default: file).
     async fn transport(
         &self,
@@ -374,6 +457,12 @@ impl Config {
                 }
                 if let Ok(password) = std::env::var(SMTP_PWD_ENV) {
                     settings.smtp_pwd = Some(password);
+                }
+                if let Ok(token) = std::env::var(SMTP_TOKEN_ENV) {
+                    settings.oauth_token = Some(token);
+                }
+                if let Ok(secret) = std::env::var(OAUTH_SECRET_ENV) {
+                    settings.oauth_client_secret = Some(secret);
                 }
                 settings.ca_file = settings.ca_file.map(|path| self.resolve(&path));
                 Box::new(SmtpTransport::new(settings)?)

@@ -47,7 +47,7 @@ fn composes_the_readme_example() {
     let report = python_email_clean(&output.stdout);
     assert_eq!(
         python_shape(&report),
-        "multipart/mixed[multipart/related[text/html,image/png,image/png],application/pdf]"
+        "multipart/mixed[multipart/related[multipart/alternative[text/plain,text/html],image/png,image/png],application/pdf]"
     );
     assert_eq!(report["date"], "Sat, 01 Jan 2000 00:00:00 +0000");
     let again = cmsi_mail(

@@ -135,7 +135,7 @@ fn the_examples_work_as_the_readme_says() {
         let report = python_email_clean(message);
         assert_eq!(
             python_shape(&report),
-            "multipart/mixed[multipart/related[text/html,image/png,image/png],application/pdf]"
+            "multipart/mixed[multipart/related[multipart/alternative[text/plain,text/html],image/png,image/png],application/pdf]"
         );
     }
     let log = serve.log();

@@ -156,6 +156,15 @@ impl<'a> Credentials<'a> {
                 Problem::Malformed("the request must be a JSON object".to_owned()),
             ));
         }
+        // serde skips the strings it ignores without checking their UTF-8;
+        // the full parse checks the whole body, and so does the scan (one
+        // SIMD pass), so that both accept the same bodies.
+        if simdutf8::basic::from_utf8(body).is_err() {
+            return Err(RequestError::new(
+                "request",
+                Problem::Malformed("the body is not valid UTF-8".to_owned()),
+            ));
+        }
         let not_json = |error| {
             // Syntax errors say where, never what: no part of the body.
             RequestError::new(

@@ -203,7 +203,7 @@ fn plain_smtp() -> SmtpOptions {
     SmtpOptions {
         tls: SmtpTls::None,
         credentials: Some(("testuser".into(), "testpass".into())),
-        idle_timeout: None,
+        ..SmtpOptions::default()
     }
 }
 

@@ -463,7 +463,7 @@ async fn the_pace_holds_across_the_workers_of_two_pools() {
     let server = SmtpServer::start(SmtpOptions {
         tls: cmsi_mail_testkit::servers::SmtpTls::None,
         credentials: None,
-        idle_timeout: None,
+        ..SmtpOptions::default()
     });
     let url = PostgresServer::shared().create_database();
     let mut settings = settings(url);

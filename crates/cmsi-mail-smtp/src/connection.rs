@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use cmsi_mail::TransportErrorKind;
 use lettre::transport::smtp::Error as SmtpError;
-use lettre::transport::smtp::authentication::Mechanism;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 
-use crate::SmtpTransport;
 use crate::failure::Failure;
 use crate::settings::Security;
+use crate::{Login, SmtpTransport};
 
 impl SmtpTransport {
     pub(crate) fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<AsyncSmtpConnection>> {
@@ -75,15 +75,47 @@ impl SmtpTransport {
             )
             .await?;
         }
-        if let Some(credentials) = &self.credentials {
-            self.step(
-                "AUTH",
-                self.timeout,
-                connection.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
-            )
-            .await?;
+        match &self.login {
+            Login::None => {}
+            Login::Password(credentials) => {
+                self.step(
+                    "AUTH",
+                    self.timeout,
+                    connection.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
+                )
+                .await?;
+            }
+            Login::Xoauth2 { user, tokens } => {
+                let token = tokens.token().await?;
+                let first = self.xoauth2(&mut connection, user, token.clone()).await;
+                // A refused token (revoked, or expired early) is fetched anew once.
+                if let Err(failure) = first {
+                    if !failure.is_auth_refusal() || !tokens.refused(&token).await {
+                        return Err(failure);
+                    }
+                    tracing::info!("SMTP: the server refused the OAuth2 token; fetching a new one");
+                    let token = tokens.token().await?;
+                    self.xoauth2(&mut connection, user, token).await?;
+                }
+            }
         }
         Ok(connection)
+    }
+
+    async fn xoauth2(
+        &self,
+        connection: &mut AsyncSmtpConnection,
+        user: &str,
+        token: String,
+    ) -> Result<(), Failure> {
+        let credentials = Credentials::new(user.to_owned(), token);
+        self.step(
+            "AUTH XOAUTH2",
+            self.timeout,
+            connection.auth(&[Mechanism::Xoauth2], &credentials),
+        )
+        .await
+        .map(drop)
     }
 
     /// An idle connection that still answers NOOP, or a new one.

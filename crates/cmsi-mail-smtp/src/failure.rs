@@ -11,6 +11,8 @@ pub(crate) struct Failure {
     pub(crate) retry: bool,
     /// The connection is still in a known state and may be reused.
     pub(crate) reusable: bool,
+    /// The server answered 535: credentials refused.
+    auth_refused: bool,
 }
 
 impl Failure {
@@ -19,6 +21,7 @@ impl Failure {
             retry: kind == TransportErrorKind::Transient,
             error: TransportError::new(kind, message),
             reusable: false,
+            auth_refused: false,
         }
     }
 
@@ -27,7 +30,9 @@ impl Failure {
     pub(crate) fn smtp(step: &str, error: SmtpError) -> Self {
         let kind = kind_of(&error);
         let reusable = is_reply(&error);
+        let auth_refused = error.status().is_some_and(|code| code.to_string() == "535");
         let mut failure = Failure::new(kind, format!("{step}: {error}"));
+        failure.auth_refused = auth_refused;
         failure.error = failure.error.with_source(error);
         failure.reusable = reusable;
         failure
@@ -38,6 +43,11 @@ impl Failure {
             TransportErrorKind::Transient,
             format!("{step}: no answer within {:.1} s", after.as_secs_f64()),
         )
+    }
+
+    /// Whether the server refused the credentials (535).
+    pub(crate) fn is_auth_refusal(&self) -> bool {
+        self.auth_refused
     }
 
     pub(crate) fn no_retry(mut self) -> Self {

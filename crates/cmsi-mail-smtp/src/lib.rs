@@ -2,6 +2,7 @@
 
 mod connection;
 mod failure;
+mod oauth;
 mod settings;
 mod transaction;
 
@@ -15,9 +16,20 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::failure::configuration;
+use crate::oauth::{ClientCredentials, Tokens};
 use crate::settings::Security;
 
-pub use settings::SmtpSettings;
+pub use settings::{SmtpAuth, SmtpSettings};
+
+/// How a connection logs in.
+pub(crate) enum Login {
+    /// No AUTH.
+    None,
+    /// AUTH PLAIN or LOGIN.
+    Password(Credentials),
+    /// AUTH XOAUTH2 as `user` with a bearer token.
+    Xoauth2 { user: String, tokens: Tokens },
+}
 
 /// Delivers over SMTP. Cheap to share (`Arc`); connections are pooled inside.
 pub struct SmtpTransport {
@@ -25,7 +37,7 @@ pub struct SmtpTransport {
     port: u16,
     security: Security,
     tls: Option<TlsParameters>,
-    credentials: Option<Credentials>,
+    login: Login,
     hello: ClientId,
     timeout: Duration,
     retry: RetryPolicy,
@@ -40,7 +52,14 @@ impl std::fmt::Debug for SmtpTransport {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("security", &self.security)
-            .field("authenticates", &self.credentials.is_some())
+            .field(
+                "auth",
+                &match &self.login {
+                    Login::None => "none",
+                    Login::Password(_) => "password",
+                    Login::Xoauth2 { .. } => "xoauth2",
+                },
+            )
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("pool_size", &self.pool_size)
@@ -51,7 +70,7 @@ impl std::fmt::Debug for SmtpTransport {
 impl SmtpTransport {
     /// A transport for `settings`. Fails when the settings contradict each
     /// other or the CA file cannot be read; no connection is made yet.
-    pub fn new(settings: SmtpSettings) -> Result<Self, TransportError> {
+    pub fn new(mut settings: SmtpSettings) -> Result<Self, TransportError> {
         if settings.smtp_host.trim().is_empty() {
             return Err(configuration("smtp_host is empty"));
         }
@@ -69,16 +88,15 @@ impl SmtpTransport {
             Security::Implicit => 465,
             _ => 25,
         });
-        let credentials = match (settings.smtp_user, settings.smtp_pwd) {
-            (Some(user), Some(password)) => Some(Credentials::new(user, password)),
-            (None, None) => None,
-            (Some(_), None) => return Err(configuration("smtp_user is set but smtp_pwd is not")),
-            (None, Some(_)) => return Err(configuration("smtp_pwd is set but smtp_user is not")),
-        };
-        if credentials.is_some() && security == Security::Plain {
+        let timeout = Duration::try_from_secs_f64(settings.timeout_secs.unwrap_or(10.0))
+            .ok()
+            .filter(|timeout| !timeout.is_zero())
+            .ok_or_else(|| configuration("timeout_secs must be a positive number of seconds"))?;
+        let login = login(&mut settings, timeout)?;
+        if !matches!(login, Login::None) && security == Security::Plain {
             tracing::warn!(
                 host = %settings.smtp_host,
-                "SMTP AUTH without TLS: the password crosses the network in clear text"
+                "SMTP AUTH without TLS: the credentials cross the network in clear text"
             );
         }
         let tls = match security {
@@ -99,16 +117,12 @@ impl SmtpTransport {
                 })?)
             }
         };
-        let timeout = Duration::try_from_secs_f64(settings.timeout_secs.unwrap_or(10.0))
-            .ok()
-            .filter(|timeout| !timeout.is_zero())
-            .ok_or_else(|| configuration("timeout_secs must be a positive number of seconds"))?;
         Ok(SmtpTransport {
             host: settings.smtp_host,
             port,
             security,
             tls,
-            credentials,
+            login,
             hello: settings
                 .hello_name
                 .map_or_else(|| ClientId::Ipv4([127, 0, 0, 1].into()), ClientId::Domain),
@@ -125,6 +139,77 @@ impl SmtpTransport {
         self.retry = self.retry.with_first_delay(first);
         self
     }
+}
+
+/// How the settings say to log in; the secrets are taken out of them.
+fn login(settings: &mut SmtpSettings, timeout: Duration) -> Result<Login, TransportError> {
+    let flow_keys = [
+        ("oauth_token", settings.oauth_token.is_some()),
+        ("oauth_token_url", settings.oauth_token_url.is_some()),
+        ("oauth_client_id", settings.oauth_client_id.is_some()),
+        (
+            "oauth_client_secret",
+            settings.oauth_client_secret.is_some(),
+        ),
+        ("oauth_scope", settings.oauth_scope.is_some()),
+    ];
+    if settings.auth != Some(SmtpAuth::Xoauth2) {
+        if let Some((key, _)) = flow_keys.iter().find(|(_, set)| *set) {
+            return Err(configuration(format!("{key} needs auth = \"xoauth2\"")));
+        }
+        return match (settings.smtp_user.take(), settings.smtp_pwd.take()) {
+            (Some(user), Some(password)) => Ok(Login::Password(Credentials::new(user, password))),
+            (None, None) if settings.auth == Some(SmtpAuth::Password) => Err(configuration(
+                "auth = \"password\" needs smtp_user and smtp_pwd",
+            )),
+            (None, None) => Ok(Login::None),
+            (Some(_), None) => Err(configuration("smtp_user is set but smtp_pwd is not")),
+            (None, Some(_)) => Err(configuration("smtp_pwd is set but smtp_user is not")),
+        };
+    }
+    let Some(user) = settings.smtp_user.take() else {
+        return Err(configuration(
+            "auth = \"xoauth2\" needs smtp_user (the mailbox that logs in)",
+        ));
+    };
+    if settings.smtp_pwd.is_some() {
+        return Err(configuration(
+            "smtp_pwd is not used with auth = \"xoauth2\"; remove it",
+        ));
+    }
+    let tokens = match (settings.oauth_token.take(), settings.oauth_token_url.take()) {
+        (Some(_), Some(_)) => {
+            return Err(configuration(
+                "a fixed token (oauth_token, CMSI_MAIL_SMTP_TOKEN) and oauth_token_url exclude each other; set one",
+            ));
+        }
+        (Some(token), None) => Tokens::Fixed(token),
+        (None, Some(url)) => {
+            let (Some(client_id), Some(secret)) = (
+                settings.oauth_client_id.take(),
+                settings.oauth_client_secret.take(),
+            ) else {
+                return Err(configuration(
+                    "oauth_token_url needs oauth_client_id and oauth_client_secret (or CMSI_MAIL_OAUTH_CLIENT_SECRET)",
+                ));
+            };
+            let flow = ClientCredentials::new(
+                &url,
+                client_id,
+                secret,
+                settings.oauth_scope.take(),
+                timeout,
+            )
+            .map_err(configuration)?;
+            Tokens::Flow(Box::new(flow))
+        }
+        (None, None) => {
+            return Err(configuration(
+                "auth = \"xoauth2\" needs a token: oauth_token_url with the client credentials, or CMSI_MAIL_SMTP_TOKEN",
+            ));
+        }
+    };
+    Ok(Login::Xoauth2 { user, tokens })
 }
 
 /// Adds a later transaction's outcome for some recipients to the receipt of

@@ -41,9 +41,42 @@ pub struct SmtpSettings {
     /// Idle connections kept for reuse (default 4).
     #[serde(default)]
     pub pool_size: Option<usize>,
+    /// How to log in: `password` (AUTH PLAIN or LOGIN with `smtp_user` and
+    /// `smtp_pwd`, the default) or `xoauth2` (AUTH XOAUTH2 with `smtp_user`
+    /// and an OAuth2 bearer token).
+    #[serde(default)]
+    pub auth: Option<SmtpAuth>,
+    /// A bearer token for XOAUTH2, used as it is and never refreshed (the
+    /// CLI takes it from `CMSI_MAIL_SMTP_TOKEN`).
+    #[serde(default)]
+    pub oauth_token: Option<String>,
+    /// The token endpoint of the OAuth2 client-credentials flow, e.g.
+    /// `https://login.microsoftonline.com/TENANT/oauth2/v2.0/token`.
+    #[serde(default)]
+    pub oauth_token_url: Option<String>,
+    /// The client (application) ID of the flow.
+    #[serde(default)]
+    pub oauth_client_id: Option<String>,
+    /// The client secret of the flow (the CLI also takes it from
+    /// `CMSI_MAIL_OAUTH_CLIENT_SECRET`).
+    #[serde(default)]
+    pub oauth_client_secret: Option<String>,
+    /// The scope asked for, e.g. `https://outlook.office365.com/.default`.
+    #[serde(default)]
+    pub oauth_scope: Option<String>,
 }
 
-/// Everything but the password.
+/// How the transport logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpAuth {
+    /// AUTH PLAIN or LOGIN with `smtp_user` and `smtp_pwd`.
+    Password,
+    /// AUTH XOAUTH2 with `smtp_user` and an OAuth2 bearer token.
+    Xoauth2,
+}
+
+/// Everything but the password, the token and the client secret.
 impl std::fmt::Debug for SmtpSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpSettings")
@@ -58,6 +91,18 @@ impl std::fmt::Debug for SmtpSettings {
             .field("max_attempts", &self.max_attempts)
             .field("hello_name", &self.hello_name)
             .field("pool_size", &self.pool_size)
+            .field("auth", &self.auth)
+            .field(
+                "oauth_token",
+                &self.oauth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("oauth_token_url", &self.oauth_token_url)
+            .field("oauth_client_id", &self.oauth_client_id)
+            .field(
+                "oauth_client_secret",
+                &self.oauth_client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("oauth_scope", &self.oauth_scope)
             .finish()
     }
 }

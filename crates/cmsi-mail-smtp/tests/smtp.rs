@@ -304,6 +304,7 @@ async fn starttls_is_required_when_asked_for() {
         tls: SmtpTls::None,
         credentials: None,
         idle_timeout: None,
+        xoauth2_token_file: None,
     });
     let transport = transport(SmtpSettings {
         smtp_user: None,

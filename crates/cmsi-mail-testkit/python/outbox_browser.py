@@ -93,7 +93,8 @@ def open_message(page, message_id, downloads):
         "images": images(page) if has_html else [],
         # Reports reach the server while the frame loads; the page asks again
         # for a few seconds.
-        "blocked_notice": notice(page, "#notice-blocked", 6000 if has_html else 0),
+        # (Playwright takes a timeout of 0 for "no timeout": 1 ms is "now".)
+        "blocked_notice": notice(page, "#notice-blocked", 6000 if has_html else 1),
         "unreadable_notice": notice(page, "#notice-unreadable", 500),
         "attachments": [],
     }

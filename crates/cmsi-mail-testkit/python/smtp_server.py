@@ -3,6 +3,11 @@ AUTH required after TLS, and a handler that stores every accepted message.
 
 Usage: smtp_server.py --port P --store DIR --cert C --key K [--tls starttls|implicit|none]
                       [--user U --password W] [--idle-timeout S]
+                      [--xoauth2-token-file F]
+
+With --xoauth2-token-file, AUTH XOAUTH2 is offered (and required) and accepts
+the bearer token that file holds at the time of each AUTH; without it, the
+server does not offer XOAUTH2.
 
 Writes "READY" on stdout once listening, and exits when stdin closes (so a test
 process that dies never leaves a server behind).
@@ -26,6 +31,7 @@ Some recipients make the server misbehave, for the fault tests:
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import logging
@@ -55,8 +61,25 @@ def has(envelope, prefix):
 
 
 class Handler:
-    def __init__(self, store):
+    def __init__(self, store, xoauth2_token_file=None):
         self.store = store
+        self.xoauth2_token_file = xoauth2_token_file
+
+    async def auth_XOAUTH2(self, server, args):
+        # The initial response: base64 of "user=U\x01auth=Bearer T\x01\x01".
+        if len(args) != 2:
+            return AuthResult(success=False, handled=False)
+        try:
+            fields = base64.b64decode(args[1], validate=True).split(b"\x01")
+            user = fields[0].removeprefix(b"user=")
+            token = fields[1].removeprefix(b"auth=Bearer ")
+        except Exception:
+            return AuthResult(success=False, handled=False)
+        with open(self.xoauth2_token_file, "rb") as current:
+            ok = token == current.read().strip()
+        event(self.store, "xoauth2", ok=ok, user=user.decode("utf-8", "replace"))
+        data = LoginPassword(user, b"") if ok else None
+        return AuthResult(success=ok, handled=False, auth_data=data)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.lower()
@@ -166,6 +189,7 @@ def main():
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--idle-timeout", type=float, default=300)
+    parser.add_argument("--xoauth2-token-file")
     args = parser.parse_args()
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -189,6 +213,10 @@ def main():
     )
     if args.user is not None:
         kwargs.update(authenticator=authenticator, auth_required=True)
+    if args.xoauth2_token_file is not None:
+        kwargs.update(auth_required=True)
+    else:
+        kwargs.update(auth_exclude_mechanism=["XOAUTH2"])
     if args.tls == "starttls":
         kwargs.update(tls_context=context, require_starttls=True, auth_require_tls=True)
     elif args.tls == "implicit":
@@ -198,7 +226,7 @@ def main():
     else:
         kwargs.update(auth_require_tls=False)
 
-    controller = FaultyController(Handler(args.store), **kwargs)
+    controller = FaultyController(Handler(args.store, args.xoauth2_token_file), **kwargs)
     controller.start()
     print("READY", flush=True)
     sys.stdin.read()

@@ -35,12 +35,59 @@ pub fn chromium() -> PathBuf {
 /// Runs the testkit's Playwright script `script` with `args` in the test venv
 /// and returns the JSON it prints.
 pub fn run_playwright(script: &str, args: &[String]) -> Value {
+    // Playwright has actions without a timeout of their own (evaluate): the
+    // whole script gets one, so that a browser that hangs fails the test.
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(240);
     let python = crate::venv_python();
-    let output = Command::new(&python)
+    let mut child = Command::new(&python)
         .arg(crate::python_script(script))
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", python.display()));
+    // Read both pipes meanwhile, so that a full pipe never stalls the script.
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{script} did not finish within {LIMIT:?}:\n{}",
+                String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let output = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
     let stderr = String::from_utf8_lossy(&output.stderr);
     if stderr.contains("No module named 'playwright'") {
         panic!("Playwright is missing from the test venv: run `scripts/test-env`");

@@ -14,9 +14,12 @@
 
 pub mod browser;
 pub mod channel;
+#[cfg(feature = "dkim")]
+pub mod dkim;
 pub mod fs;
 pub mod fuzz;
 pub mod metrics;
+pub mod oauth;
 pub mod oracle;
 pub mod postgres;
 pub mod process;

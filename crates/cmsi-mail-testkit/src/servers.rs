@@ -21,14 +21,14 @@ pub fn free_port() -> u16 {
 }
 
 /// A running helper process that stops when dropped.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     stdin: Option<ChildStdin>,
 }
 
 impl Process {
     /// Starts `python script args…` and waits for it to print `READY`.
-    fn start(script: &str, args: &[String]) -> Process {
+    pub(crate) fn start(script: &str, args: &[String]) -> Process {
         let mut child = Command::new(crate::venv_python())
             .arg(crate::python_script(script))
             .args(args)
@@ -123,6 +123,9 @@ pub struct SmtpOptions {
     pub credentials: Option<(String, String)>,
     /// Seconds after which the server closes an idle connection.
     pub idle_timeout: Option<f64>,
+    /// AUTH XOAUTH2 offered, accepting the bearer token this file holds at
+    /// the time (see [`crate::oauth::OAuthServer::token_file`]).
+    pub xoauth2_token_file: Option<PathBuf>,
 }
 
 impl Default for SmtpOptions {
@@ -131,6 +134,7 @@ impl Default for SmtpOptions {
             tls: SmtpTls::StartTls,
             credentials: Some(("testuser".into(), "testpass".into())),
             idle_timeout: None,
+            xoauth2_token_file: None,
         }
     }
 }
@@ -193,6 +197,12 @@ impl SmtpServer {
         if let Some(timeout) = options.idle_timeout {
             args.extend(["--idle-timeout".to_owned(), timeout.to_string()]);
         }
+        if let Some(file) = &options.xoauth2_token_file {
+            args.extend([
+                "--xoauth2-token-file".to_owned(),
+                file.display().to_string(),
+            ]);
+        }
         let process = Process::start("smtp_server.py", &args);
         SmtpServer {
             _process: process,
@@ -243,7 +253,8 @@ impl SmtpServer {
     }
 
     /// The server's log: `{"event": "session"}` per client connection,
-    /// `{"event": "data", ...}` per DATA, `{"event": "dropped-during-data"}`.
+    /// `{"event": "data", ...}` per DATA, `{"event": "dropped-during-data"}`,
+    /// and `{"event": "xoauth2", "ok": …}` per AUTH XOAUTH2.
     pub fn events(&self) -> Vec<Value> {
         std::fs::read_to_string(self.store.path().join("events.jsonl"))
             .unwrap_or_default()

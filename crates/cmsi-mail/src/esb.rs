@@ -36,6 +36,9 @@ pub enum Error {
     /// The transport did not deliver the message.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The composed message could not be DKIM-signed.
+    #[error("{0}")]
+    Signing(String),
 }
 
 impl Error {
@@ -43,7 +46,7 @@ impl Error {
     pub fn esb_code(&self) -> &'static str {
         match self {
             Error::Request(_) => CODE_BAD_REQUEST,
-            Error::Directory(_) | Error::Transport(_) => CODE_BACKEND_FAILED,
+            Error::Directory(_) | Error::Transport(_) | Error::Signing(_) => CODE_BACKEND_FAILED,
         }
     }
 
@@ -54,6 +57,7 @@ impl Error {
         match self {
             Error::Request(_) => "request",
             Error::Directory(_) => "directory",
+            Error::Signing(_) => "signing",
             Error::Transport(transport) => match transport.kind() {
                 TransportErrorKind::Transient => "transient",
                 TransportErrorKind::Permanent => "permanent",
@@ -67,7 +71,7 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::Request(request) => Some(request.field()),
-            Error::Directory(_) | Error::Transport(_) => None,
+            Error::Directory(_) | Error::Transport(_) | Error::Signing(_) => None,
         }
     }
 }
@@ -153,7 +157,9 @@ impl EsbResponse {
                 }
                 Value::Object(data)
             }
-            Error::Directory(_) | Error::Transport(_) => json!({ "kind": error.kind() }),
+            Error::Directory(_) | Error::Transport(_) | Error::Signing(_) => {
+                json!({ "kind": error.kind() })
+            }
         };
         EsbResponse::failure(error.esb_code(), error.to_string(), data)
     }

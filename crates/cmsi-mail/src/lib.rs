@@ -11,7 +11,9 @@
 //!    left in it, or a [`ValidationError`]: a [`RequestError`] that names the
 //!    field, or the directory's failure;
 //! 3. [`Message::compose`] or [`Message::write_to`]: 7-bit, CRLF bytes, with the
-//!    `multipart/related` tree that makes `<img src="cid:…">` display;
+//!    `multipart/related` tree that makes `<img src="cid:…">` display and the
+//!    plain-text alternative of an HTML body; then, with feature `dkim`, a
+//!    DKIM signature (`DkimSigner`, applied by [`Mailer::prepare`]);
 //! 4. [`Transport::send`] with the message's [`Envelope`] (a [`Receipt`] or a
 //!    [`TransportError`]; transports retry by one [`RetryPolicy`]); or all of
 //!    it at once through [`Mailer`].
@@ -19,15 +21,18 @@
 //! [`EsbResponse`] is the ESB's view of any outcome, and [`Error`] the umbrella
 //! of steps 2 and 4; `esb.rs` is the one place that maps outcomes to codes.
 //!
-//! Where the code lives: `request.rs` (1), `validate/` (2, with `base64.rs`
-//! and `content_type.rs`), `message.rs` (the validated model), `compose/` (3:
-//! `tree.rs`, `headers.rs`, `params.rs`, `encode.rs`), `transport.rs` and
-//! `retry.rs` (4), `address/` (mailboxes, the ESB's list fields, the envelope),
+//! Where the code lives: `request.rs` (1), `validate/` (2, with `base64.rs`,
+//! `content_id.rs` and `content_type.rs`), `message.rs` (the validated model),
+//! `compose/` (3: `tree.rs`, `headers.rs`, `params.rs`, `words.rs`, `text.rs`,
+//! `encode.rs`), `dkim.rs` (3, feature `dkim`), `transport.rs` and `retry.rs`
+//! (4), `address/` (mailboxes, the ESB's list fields, the envelope),
 //! `directory.rs`, `mailer.rs`, `esb.rs`.
 
 mod address;
 mod compose;
 mod directory;
+#[cfg(feature = "dkim")]
+mod dkim;
 mod error;
 mod esb;
 mod mailer;
@@ -42,6 +47,8 @@ pub use compose::{ComposeOptions, Composed};
 #[cfg(feature = "toml")]
 pub use directory::LoadError;
 pub use directory::{DirectoryError, StaticDirectory, UserDirectory};
+#[cfg(feature = "dkim")]
+pub use dkim::{DEFAULT_SIGNED_HEADERS, DkimError, DkimSigner};
 pub use error::{Problem, RequestError};
 pub use esb::{
     CODE_BACKEND_FAILED, CODE_BAD_REQUEST, CODE_OK, CODE_RATE_LIMITED, Error, EsbResponse,

@@ -18,6 +18,8 @@ pub struct Mailer<T> {
     directory: Arc<dyn UserDirectory>,
     limits: Limits,
     compose: ComposeOptions,
+    #[cfg(feature = "dkim")]
+    dkim: Option<Arc<crate::dkim::DkimSigner>>,
 }
 
 /// The transport is not shown (a `dyn Transport` need not be `Debug`).
@@ -27,6 +29,7 @@ impl<T> std::fmt::Debug for Mailer<T> {
             .field("sender", &self.sender)
             .field("limits", &self.limits)
             .field("compose", &self.compose)
+            .field("dkim", &self.dkim_debug())
             .finish_non_exhaustive()
     }
 }
@@ -50,6 +53,8 @@ impl<T: Transport> Mailer<T> {
             directory: Arc::new(StaticDirectory::new()),
             limits: Limits::default(),
             compose: ComposeOptions::new(),
+            #[cfg(feature = "dkim")]
+            dkim: None,
         }
     }
 
@@ -113,16 +118,44 @@ impl<T> Mailer<T> {
     /// Validates and composes one request, without sending it: the CPU-bound
     /// half of [`Mailer::send`], for a caller that runs it off its async
     /// threads or hands the result to a queue. The validated message (with any
-    /// decoded attachment) is dropped here; only the composed bytes are kept.
+    /// decoded attachment) is dropped here; only the composed bytes are kept,
+    /// DKIM-signed when the mailer has a signer: every transport, and every
+    /// queue, gets the signed bytes.
     pub fn prepare(&self, request: SendMailRequest<'_>) -> Result<Prepared, Error> {
         let validated = Validator::new(self.sender.clone(), self.directory.as_ref())
             .with_limits(self.limits)
             .validate(request)?;
+        let composed = validated.message.compose(&self.compose);
+        #[cfg(feature = "dkim")]
+        let composed = match &self.dkim {
+            Some(signer) => signer
+                .sign(composed)
+                .map_err(|error| Error::Signing(error.to_string()))?,
+            None => composed,
+        };
         Ok(Prepared {
-            composed: validated.message.compose(&self.compose),
+            composed,
             envelope: validated.message.envelope(),
             username_check: validated.username_check,
         })
+    }
+
+    /// Signs every message it prepares with `signer` (feature `dkim`).
+    #[cfg(feature = "dkim")]
+    #[must_use]
+    pub fn with_dkim(mut self, signer: Arc<crate::dkim::DkimSigner>) -> Self {
+        self.dkim = Some(signer);
+        self
+    }
+
+    #[cfg(feature = "dkim")]
+    fn dkim_debug(&self) -> Option<&crate::dkim::DkimSigner> {
+        self.dkim.as_deref()
+    }
+
+    #[cfg(not(feature = "dkim"))]
+    fn dkim_debug(&self) -> Option<()> {
+        None
     }
 }
 

@@ -37,6 +37,72 @@ fn nasty_text() -> impl Strategy<Value = String> {
     proptest::collection::vec(pieces, 1..6).prop_map(|pieces| pieces.concat())
 }
 
+/// CJK, emoji, ASCII and two-byte letters in runs: the mixes whose encoded
+/// words could end in `=` padding.
+fn wide_text() -> impl Strategy<Value = String> {
+    let pieces = prop_oneof![
+        4 => "[\u{4e00}-\u{9fa5}]{1,12}",
+        2 => "[\u{1f300}-\u{1f6ff}]{1,4}",
+        2 => "[a-zA-Z0-9]{1,3}",
+        1 => Just(" ".to_owned()),
+        1 => "[\u{3000}-\u{303f}\u{ff01}-\u{ff5e}]{1,3}",
+        1 => "[\u{a0}-\u{2ff}]{1,4}",
+    ];
+    proptest::collection::vec(pieces, 1..16)
+        .prop_map(|pieces| pieces.concat().trim().to_owned())
+        .prop_filter("not blank", |text| !text.is_empty())
+}
+
+/// The encoded words of a header value, in order.
+fn encoded_words(value: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("=?utf-8?") {
+        let after = &rest[start + "=?utf-8?".len() + 2..];
+        let end = after.find("?=").unwrap();
+        words.push(&rest[start..start + "=?utf-8?".len() + 2 + end + 2]);
+        rest = &after[end + 2..];
+    }
+    words
+}
+
+/// Every word decodes to whole characters, and every "B" word but the last
+/// carries a multiple of 3 bytes, so it has no `=` padding.
+fn check_words(what: &str, value: &str, expected: &str) -> Result<(), TestCaseError> {
+    let words = encoded_words(value);
+    prop_assert!(!words.is_empty(), "{what}: no encoded words in {value:?}");
+    let mut decoded = String::new();
+    for (index, word) in words.iter().enumerate() {
+        let bytes = encodify::rfc2047::EncodedWord::parse(word.as_bytes())
+            .unwrap()
+            .0
+            .decode()
+            .unwrap();
+        let text = std::str::from_utf8(&bytes);
+        prop_assert!(text.is_ok(), "{what}: {word} splits a character");
+        decoded.push_str(text.unwrap());
+        let last = index + 1 == words.len();
+        if word.starts_with("=?utf-8?B?") && !last {
+            prop_assert!(
+                bytes.len().is_multiple_of(3) && !word.ends_with("=?="),
+                "{what}: {word} is padded and not last in {value:?}"
+            );
+        }
+    }
+    prop_assert_eq!(decoded, expected, "{}", what);
+    Ok(())
+}
+
+/// The unfolded value of the first header line that starts with `name`.
+fn header_value(raw: &str, name: &str) -> String {
+    let unfolded = raw.replace("\r\n ", " ");
+    unfolded
+        .split("\r\n")
+        .find_map(|line| line.strip_prefix(name))
+        .unwrap()
+        .to_owned()
+}
+
 fn long_lines() -> impl Strategy<Value = String> {
     (1usize..3, 1usize..10_001).prop_map(|(lines, len)| {
         (0..lines)
@@ -156,6 +222,43 @@ proptest! {
             "attachments": [{"filename": filename, "content": encoded, "disposition": disposition}],
         });
         check(&Case { request, payload: bytes })?;
+    }
+
+    #[test]
+    fn non_final_base64_words_are_unpadded(
+        title in wide_text(),
+        name in wide_text(),
+        filename in wide_text(),
+    ) {
+        let request = json!({
+            "receiver": format!("{} <to@example.com>", quote(&name)),
+            "title": title,
+            "content": "<p>x</p>",
+            "attachments": [{"filename": format!("{filename}.pdf"), "content": "aGVsbG8="}],
+        });
+        let request = SendMailRequest::from_value(request).unwrap();
+        let directory = StaticDirectory::new();
+        let message = Validator::new(Mailbox::parse("s@example.com").unwrap(), &directory)
+            .validate(request)
+            .unwrap()
+            .message;
+        let composed = message.compose(&ComposeOptions::deterministic(9, 0));
+        let raw = std::str::from_utf8(&composed.bytes).unwrap();
+        prop_assert!(wire_violations(&composed.bytes).is_empty());
+        if !message.subject().is_ascii() {
+            check_words("Subject", &header_value(raw, "Subject: "), message.subject())?;
+        }
+        let to = &message.to()[0];
+        if let Some(name) = to.name().filter(|name| !name.is_ascii()) {
+            let value = header_value(raw, "To: ");
+            let phrase = value.split(" <").next().unwrap();
+            check_words("To", phrase, name)?;
+        }
+        if !filename.is_ascii() {
+            let part_type = header_value(raw, "Content-Type: application/pdf;");
+            let quoted = part_type.split("name=\"").nth(1).unwrap().trim_end_matches('"');
+            check_words("name=", quoted, &format!("{filename}.pdf"))?;
+        }
     }
 
     #[test]

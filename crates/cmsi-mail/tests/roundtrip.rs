@@ -36,7 +36,7 @@ fn lf(text: &str) -> String {
 }
 
 #[test]
-fn the_seed_example_is_a_single_html_part() {
+fn the_seed_example_is_html_with_its_text() {
     let (_, composed) = compose(&example("seed.json"));
     let raw = text(&composed.bytes);
     let (headers, body) = raw.split_once("\r\n\r\n").unwrap();
@@ -55,14 +55,17 @@ fn the_seed_example_is_a_single_html_part() {
             "To",
             "Subject",
             "Content-Type",
-            "Content-Transfer-Encoding"
         ]
     );
-    assert!(headers.contains("Content-Type: text/html; charset=utf-8"));
-    assert!(headers.contains("Content-Transfer-Encoding: 7bit"));
+    assert!(headers.contains("Content-Type: multipart/alternative;"));
     assert!(headers.contains("MIME-Version: 1.0"));
     assert!(headers.contains("Date: Mon, 24 Nov 2025 16:00:00 +0000"));
-    assert_eq!(body, "<html>Welcome to Blueking</html>");
+    assert!(body.contains(
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nWelcome to Blueking\r\n"
+    ));
+    assert!(body.contains(
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n<html>Welcome to Blueking</html>\r\n"
+    ));
 
     let parsed = parse(&composed.bytes);
     assert_eq!(parsed.subject(), Some("This is a Test"));
@@ -81,8 +84,16 @@ fn the_seed_example_is_a_single_html_part() {
     assert_eq!(message_id, composed.message_id);
     assert!(message_id.ends_with("@bking.com"), "{message_id}");
 
+    assert_eq!(
+        parsed.body_text(0).as_deref().map(str::trim_end),
+        Some("Welcome to Blueking")
+    );
+
     let report = python_email_clean(&composed.bytes);
-    assert_eq!(python_shape(&report), "text/html");
+    assert_eq!(
+        python_shape(&report),
+        "multipart/alternative[text/plain,text/html]"
+    );
     assert_eq!(report["subject"], "This is a Test");
     assert_eq!(
         report["to"],
@@ -104,8 +115,10 @@ fn the_readme_example_has_the_related_tree() {
     let report = python_email_clean(&composed.bytes);
     assert_eq!(
         python_shape(&report),
-        "multipart/mixed[multipart/related[text/html,image/png,image/png],application/pdf]"
+        "multipart/mixed[multipart/related[multipart/alternative[text/plain,text/html],image/png,image/png],application/pdf]"
     );
+    let related = &report["tree"]["parts"][0];
+    assert_eq!(related["params"]["type"], "multipart/alternative");
     assert_eq!(report["subject"], request["title"]);
     assert_eq!(
         report["to"],
@@ -124,8 +137,18 @@ fn the_readme_example_has_the_related_tree() {
     );
 
     let leaves = python_leaves(&report);
+    let plain = leaves[0]["text"].as_str().unwrap();
+    for line in [
+        "[蓝鲸]",
+        "# 2026 年第三季度运营报告",
+        "各位好：",
+        "[告警趋势]",
+        "—— 蓝鲸监控平台",
+    ] {
+        assert!(plain.lines().any(|l| l == line), "{line:?} in {plain}");
+    }
     assert_eq!(
-        lf(leaves[0]["text"].as_str().unwrap()),
+        lf(leaves[1]["text"].as_str().unwrap()),
         lf(request["content"].as_str().unwrap())
     );
     let expected = [
@@ -134,7 +157,7 @@ fn the_readme_example_has_the_related_tree() {
         ("季度报告（终版）.pdf", "attachment", None),
     ];
     for (index, (filename, disposition, content_id)) in expected.iter().enumerate() {
-        let leaf = leaves[index + 1];
+        let leaf = leaves[index + 2];
         assert_eq!(leaf["filename"], *filename);
         assert_eq!(leaf["disposition"], *disposition);
         assert_eq!(leaf["content_id"].as_str(), *content_id);
@@ -366,8 +389,9 @@ fn bodies_decode_exactly_whatever_the_encoding() {
             .unwrap();
             assert_eq!(lf(&decoded), expected, "mail-parser, {format} {body:?}");
             let report = python_email_clean(&composed.bytes);
+            let leaves = python_leaves(&report);
             assert_eq!(
-                report["tree"]["text"].as_str().map(lf),
+                leaves.last().unwrap()["text"].as_str().map(lf),
                 Some(expected),
                 "python, {format} {body:?}"
             );
@@ -409,6 +433,161 @@ fn inline_images_alone_give_a_related_top_level() {
     assert_eq!(leaves[1]["disposition"], "inline");
 }
 
+/// The text/plain part of an HTML message, as Python reads it.
+fn text_part(composed: &Composed) -> String {
+    let report = python_email_clean(&composed.bytes);
+    let leaves = python_leaves(&report);
+    let leaf = leaves
+        .iter()
+        .find(|leaf| leaf["content_type"] == "text/plain")
+        .expect("a text/plain part");
+    leaf["text"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_cjk_newsletter_reads_as_text() {
+    let html = "<html><head><style>p { color: #333 }</style></head><body>\
+        <h1>蓝鲸周刊 第 48 期</h1>\
+        <p>本周要点：<b>监控平台</b>发布 3.9 版本，告警收敛规则更易配置。\
+        详情请见<a href=\"https://bk.example.com/news/48\">发布说明</a>。</p>\
+        <ul><li>新增：按业务拓扑聚合告警</li><li>修复：夜间值班表偶尔不同步</li></ul>\
+        <table><tr><th>指标</th><th>本周</th></tr><tr><td>可用率</td><td>99.98%</td></tr></table>\
+        <p>退订请点<a href=\"https://bk.example.com/unsubscribe\">这里</a>。</p></body></html>";
+    let (_, composed) = compose(&simple(json!({"title": "蓝鲸周刊", "content": html})));
+    let text = text_part(&composed);
+    for expected in [
+        "# 蓝鲸周刊 第 48 期",
+        "* 新增：按业务拓扑聚合告警",
+        "* 修复：夜间值班表偶尔不同步",
+        "[1]: https://bk.example.com/news/48",
+        "[2]: https://bk.example.com/unsubscribe",
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "{expected:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("[发布说明][1]") && text.contains("**监控平台**"),
+        "{text}"
+    );
+    assert!(text.contains("可用率") && text.contains("99.98%"), "{text}");
+    assert!(!text.contains("color") && !text.contains('<'), "{text}");
+    // 78 columns, CJK counted as two.
+    for line in text.lines() {
+        let width: usize = line.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+        assert!(width <= 78 || !line.contains(' '), "{line:?}");
+    }
+}
+
+#[test]
+fn a_pathological_html_converts_within_its_bounds() {
+    // Nesting first, then a huge table: the converted first 64 KiB hold both.
+    for nesting in ["<div><span>".repeat(2_000), "<table><tr><td>".repeat(3_000)] {
+        let mut html = nesting;
+        html.push_str("innermost<table>");
+        while html.len() < 1_000_000 {
+            html.push_str("<tr><td>告警</td><td>x</td></tr>");
+        }
+        let (message, composed) = compose(&simple(json!({"content": html})));
+        assert!(message.estimated_len() >= composed.bytes.len());
+        let text = text_part(&composed);
+        assert!(
+            text.contains("innermost") && text.contains("告警"),
+            "{}",
+            &text[..200]
+        );
+        assert!(text.trim_end().ends_with("[…]"), "the text says it was cut");
+        assert!(text.len() < 2 * 64 * 1024 + 4096, "{}", text.len());
+    }
+}
+
+/// The `cid:` references of an HTML text.
+fn cid_references(html: &str) -> Vec<String> {
+    html.split("cid:")
+        .skip(1)
+        .map(|rest| rest.split(['"', '\'', ')']).next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_cid_names_a_part_whatever_the_filename() {
+    let names = ["告警趋势.png", "（全角）图.gif", "my logo.png"];
+    let percent = |name: &str| {
+        name.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'.' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let html: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "<img src=\"cid:{name}\"><div style=\"background:url('cid:{}')\"></div>",
+                percent(name)
+            )
+        })
+        .collect();
+    let attachments: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"filename": name, "content": png()}))
+        .collect();
+    let (message, composed) = compose(&simple(json!({
+        "content": html,
+        "attachments": attachments,
+    })));
+    for attachment in message.attachments() {
+        assert!(attachment.content_id().unwrap().is_ascii());
+    }
+
+    let report = python_email_clean(&composed.bytes);
+    let leaves = python_leaves(&report);
+    let ids: Vec<String> = leaves
+        .iter()
+        .filter_map(|leaf| leaf["content_id"].as_str())
+        .map(|id| id.trim_matches(['<', '>']).to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let html_leaf = leaves
+        .iter()
+        .find(|leaf| leaf["content_type"] == "text/html")
+        .unwrap();
+    let references = cid_references(html_leaf["text"].as_str().unwrap());
+    assert_eq!(references.len(), 6);
+    for reference in &references {
+        assert!(
+            ids.contains(reference),
+            "python: cid:{reference} not in {ids:?}"
+        );
+    }
+    // Each name's two spellings name the same part.
+    for pair in references.chunks(2) {
+        assert_eq!(pair[0], pair[1]);
+    }
+
+    let parsed = parse(&composed.bytes);
+    let parser_ids: Vec<&str> = parsed
+        .attachments()
+        .filter_map(|part| part.content_id())
+        .collect();
+    let html = parsed.body_html(0).unwrap();
+    for reference in cid_references(&html) {
+        assert!(
+            parser_ids.contains(&reference.as_str()),
+            "mail-parser: cid:{reference} not in {parser_ids:?}"
+        );
+    }
+    // Given Content-IDs stay as they are, and so do the references to them.
+    let (message, _) = compose(&simple(json!({
+        "content": "<img src=\"cid:chart\">",
+        "attachments": [{"filename": "告警趋势.png", "content": png(), "content_id": "chart"}],
+    })));
+    assert_eq!(message.attachments()[0].content_id(), Some("chart"));
+    assert_eq!(message.body(), "<img src=\"cid:chart\">");
+}
+
 #[test]
 fn a_text_body_keeps_inline_parts_in_mixed() {
     let (_, composed) = compose(&simple(json!({
@@ -441,7 +620,7 @@ fn attachments_only_give_a_flat_mixed() {
     let report = python_email_clean(&composed.bytes);
     assert_eq!(
         python_shape(&report),
-        "multipart/mixed[text/html,application/pdf,image/png]"
+        "multipart/mixed[multipart/alternative[text/plain,text/html],application/pdf,image/png]"
     );
 }
 
@@ -466,7 +645,7 @@ fn filenames_survive_both_readers() {
         assert_eq!(part.attachment_name(), Some(name.as_str()), "mail-parser");
         assert_eq!(part.contents(), b"hello");
         let report = python_email_clean(&composed.bytes);
-        let leaf = python_leaves(&report)[1];
+        let leaf = *python_leaves(&report).last().unwrap();
         assert_eq!(leaf["filename"], json!(name), "python filename");
         assert_eq!(leaf["params"]["name"], json!(name), "python name=");
     }
@@ -490,13 +669,14 @@ fn attachment_types_on_the_wire() {
     assert_eq!(
         types,
         [
+            json!("text/plain"),
             json!("text/html"),
             json!("image/png"),
             json!("text/csv"),
             json!("application/octet-stream")
         ]
     );
-    assert_eq!(leaves[2]["params"]["charset"], "utf-8");
+    assert_eq!(leaves[3]["params"]["charset"], "utf-8");
 }
 
 #[test]

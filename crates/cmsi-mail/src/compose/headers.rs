@@ -1,7 +1,7 @@
 //! The structured header lines: From, To, Cc and Subject, through mail-builder
-//! unless the text looks like an encoded word.
+//! when they are plain ASCII, else as our own encoded words ([`super::words`]).
 
-use encodify::{Fold, rfc2047};
+use encodify::rfc2047;
 use mail_builder::Writer;
 use mail_builder::headers::Header;
 use mail_builder::headers::address::Address;
@@ -10,18 +10,25 @@ use mail_builder::headers::text::Text;
 use crate::address::{Mailbox, looks_encoded};
 
 use super::ENCODED_LINE;
+use super::words::{Words, write_words};
 
 fn address(mailbox: &Mailbox) -> Address<'_> {
     Address::new_address(mailbox.name(), mailbox.address())
 }
 
-/// Text a reader would take for an RFC 2047 encoded word must be encoded itself
-/// (RFC 2047 §5); mail-builder writes such text as it is, so those headers are
-/// written here.
+/// Text that is written as encoded words here: non-ASCII text (whose "B"
+/// words must end unpadded, which mail-builder's do not), and text a reader
+/// would take for an encoded word, which must be encoded itself (RFC 2047 §5)
+/// and which mail-builder writes as it is.
+fn needs_words(text: &str) -> bool {
+    !text.is_ascii() || looks_encoded(text)
+}
+
 pub(super) fn write_subject<W: Writer>(w: &mut W, subject: &str) {
     w.write(b"Subject: ");
-    if looks_encoded(subject) {
-        write_words(w, subject, "Subject: ".len(), rfc2047::Q_TEXT);
+    if needs_words(subject) {
+        let words = Words::Shorter(rfc2047::Q_TEXT);
+        write_words(w, subject, "Subject: ".len(), ENCODED_LINE, words);
         w.write(b"\r\n");
     } else {
         Text::new(subject).write_header(w, "Subject: ".len());
@@ -32,7 +39,7 @@ pub(super) fn write_mailboxes<W: Writer>(w: &mut W, name: &[u8], mailboxes: &[Ma
     w.write(name);
     if !mailboxes
         .iter()
-        .any(|mailbox| mailbox.name().is_some_and(looks_encoded))
+        .any(|mailbox| mailbox.name().is_some_and(needs_words))
     {
         let header = match mailboxes {
             [single] => address(single),
@@ -48,7 +55,8 @@ pub(super) fn write_mailboxes<W: Writer>(w: &mut W, name: &[u8], mailboxes: &[Ma
             column = 1;
         }
         if let Some(display) = mailbox.name() {
-            column = write_words(w, display, column, rfc2047::Q_PHRASE);
+            let words = Words::Shorter(rfc2047::Q_PHRASE);
+            column = write_words(w, display, column, ENCODED_LINE, words);
             if column + 3 + mailbox.address().len() > ENCODED_LINE {
                 w.write(b"\r\n");
                 column = 0;
@@ -62,20 +70,4 @@ pub(super) fn write_mailboxes<W: Writer>(w: &mut W, name: &[u8], mailboxes: &[Ma
         column += mailbox.address().len() + 2;
     }
     w.write(b"\r\n");
-}
-
-/// Writes `text` as UTF-8 encoded words, "Q" (`q` is the text or phrase
-/// variant) or "B" whichever is shorter, folded at 76 columns; returns the
-/// column after them.
-fn write_words<W: Writer>(w: &mut W, text: &str, column: usize, q: rfc2047::WordEncoder) -> usize {
-    let encoder = if q.payload_len(text) <= rfc2047::B.payload_len(text) {
-        q
-    } else {
-        rfc2047::B
-    };
-    let mut column = column;
-    let mut words = String::with_capacity(text.len() * 2);
-    encoder.encode_words("utf-8", text, &mut column, Fold::HEADER, &mut words);
-    w.write(words.as_bytes());
-    column
 }

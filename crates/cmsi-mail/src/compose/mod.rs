@@ -1,7 +1,8 @@
 //! Composition, step 3 of the flow: a validated [`Message`] becomes RFC 5322
 //! bytes. The tree (which multiparts, in which order) is decided in [`tree`],
-//! the header lines are written in [`headers`] and [`params`], and the bodies
-//! are encoded in [`encode`].
+//! the header lines are written in [`headers`] and [`params`] (their encoded
+//! words in [`words`]), the text of an HTML body is made in [`text`], and the
+//! bodies are encoded in [`encode`].
 //!
 //! mail-builder writes the structured headers (Date, From, To, Cc, Subject and
 //! the RFC 2231 `filename` of Content-Disposition). The rest is written here
@@ -13,7 +14,9 @@
 mod encode;
 mod headers;
 mod params;
+mod text;
 mod tree;
+mod words;
 
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,10 +26,11 @@ use mail_builder::headers::date::Date;
 use mail_builder::{IoWriter, Writer};
 
 use crate::address::Mailbox;
-use crate::message::Message;
+use crate::message::{BodyFormat, Message};
 
 use self::encode::{PreparedBody, base64_len};
 use self::headers::{write_mailboxes, write_subject};
+use self::tree::Content;
 
 /// Base64 line length (RFC 2045 §6.8).
 const LINE: usize = 76;
@@ -38,20 +42,31 @@ const MAX_7BIT_LINE: usize = 998;
 /// Header lines that carry encoded words stay within 76 columns (RFC 2047 §2).
 const ENCODED_LINE: usize = 76;
 
-/// How to stamp a message: its Date, and the seed of its Message-ID and MIME
-/// boundaries.
+/// How to stamp a message: its Date, the seed of its Message-ID and MIME
+/// boundaries, and whether an HTML body gets a plain-text alternative.
 ///
-/// The default takes the current time and a random seed. With
-/// [`ComposeOptions::deterministic`] the same message gives the same bytes,
-/// for golden tests and for reproducing a fuzz finding.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The default takes the current time and a random seed, and adds the text
+/// alternative. With [`ComposeOptions::deterministic`] the same message gives
+/// the same bytes, for golden tests and for reproducing a fuzz finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ComposeOptions {
     date: Option<i64>,
     seed: Option<u64>,
+    text_alternative: bool,
+}
+
+impl Default for ComposeOptions {
+    fn default() -> Self {
+        ComposeOptions {
+            date: None,
+            seed: None,
+            text_alternative: true,
+        }
+    }
 }
 
 impl ComposeOptions {
-    /// Current time, random seed.
+    /// Current time, random seed, text alternative.
     pub fn new() -> Self {
         ComposeOptions::default()
     }
@@ -61,7 +76,17 @@ impl ComposeOptions {
         ComposeOptions {
             date: Some(unix_time),
             seed: Some(seed),
+            ..ComposeOptions::default()
         }
+    }
+
+    /// Whether an HTML body is sent as `multipart/alternative` with a
+    /// plain-text version made from it (on by default): HTML-only mail is
+    /// penalised by spam filters and unreadable in text clients.
+    #[must_use]
+    pub fn with_text_alternative(mut self, on: bool) -> Self {
+        self.text_alternative = on;
+        self
     }
 
     /// Fixes the Date only.
@@ -123,6 +148,12 @@ impl Message<'_> {
         let text = self.body.text.as_bytes();
         let breaks = memchr::memchr2_iter(b'\r', b'\n', text).count();
         let body = 256 + base64_len(text.len() + breaks);
+        // The text alternative of an HTML body, its part headers and the
+        // multipart/alternative around both.
+        let alternative = match self.body.format {
+            BodyFormat::Html => 512 + base64_len(text::max_len(text.len())),
+            BodyFormat::Text => 0,
+        };
         let attachments: usize = self
             .attachments
             .iter()
@@ -135,7 +166,7 @@ impl Message<'_> {
                 512 + names + extra + base64_len(a.len())
             })
             .sum();
-        headers + body + attachments
+        headers + body + alternative + attachments
     }
 
     fn write<W: Writer>(&self, w: &mut W, options: &ComposeOptions) -> String {
@@ -150,7 +181,15 @@ impl Message<'_> {
             rng.u64(..),
             self.sender.domain()
         );
-        let body = PreparedBody::new(&self.body.text);
+        let text = match self.body.format {
+            BodyFormat::Html if options.text_alternative => text::text_alternative(&self.body.text),
+            _ => None,
+        };
+        let content = Content {
+            format: self.body.format,
+            body: PreparedBody::new(&self.body.text),
+            text: text.as_deref().map(PreparedBody::new),
+        };
 
         w.write(b"Date: ");
         Date::new(date).write_header(w, 6);
@@ -164,7 +203,7 @@ impl Message<'_> {
         }
         write_subject(w, &self.subject);
 
-        self.write_tree(w, &mut rng, &body);
+        self.write_tree(w, &mut rng, &content);
         message_id
     }
 }

@@ -3,13 +3,14 @@
 
 use std::borrow::Cow;
 
-use encodify::{Fold, rfc2047};
+use encodify::rfc2047;
 use mail_builder::Writer;
 
 use crate::address::looks_encoded;
 use crate::message::Disposition;
 
 use super::ENCODED_LINE;
+use super::words::{Words, write_words};
 
 /// A file name that must not go out as plain ASCII: non-ASCII, or text a reader
 /// would decode as an encoded word.
@@ -42,12 +43,10 @@ pub(super) fn write_attachment_type<W: Writer>(
     }
     if needs_encoding(filename) {
         w.write(b";\r\n name=\"");
-        let mut column = " name=\"".len();
-        // One column is kept for the closing quote.
-        let fold = Fold::new(ENCODED_LINE - 1, b"\r\n ", 1);
-        let mut words = String::with_capacity(filename.len() * 2);
-        rfc2047::B.encode_words("utf-8", filename, &mut column, fold, &mut words);
-        w.write(words.as_bytes());
+        // One column is kept for the closing quote; a "Q" piece, if any, must
+        // not hold a quote itself, as the phrase variant ensures.
+        let words = Words::Base64(rfc2047::Q_PHRASE);
+        write_words(w, filename, " name=\"".len(), ENCODED_LINE - 1, words);
         w.write(b"\"");
     } else {
         // Always quoted, though a token would do: some readers expect quotes here.

@@ -9,21 +9,64 @@ use crate::message::{Attachment, BodyFormat, Data, Disposition, Message};
 use super::encode::{Encoding, PreparedBody, write_base64, write_wrapped};
 use super::params::{write_attachment_type, write_disposition};
 
+/// What the reader is shown: the body, and, for HTML, its plain-text
+/// alternative.
+pub(super) struct Content<'b> {
+    pub(super) format: BodyFormat,
+    pub(super) body: PreparedBody<'b>,
+    /// The text of an HTML body, when there is one to send.
+    pub(super) text: Option<PreparedBody<'b>>,
+}
+
+impl Content<'_> {
+    /// The literal texts (7bit parts) that no boundary may occur in.
+    fn literals(&self) -> [Option<&[u8]>; 2] {
+        [
+            self.body.literal(),
+            self.text.as_ref().and_then(PreparedBody::literal),
+        ]
+    }
+
+    /// The content type of the part that holds the content.
+    fn content_type(&self) -> &'static str {
+        match (self.format, &self.text) {
+            (BodyFormat::Html, Some(_)) => "multipart/alternative",
+            (BodyFormat::Html, None) => "text/html",
+            (BodyFormat::Text, _) => "text/plain",
+        }
+    }
+
+    /// The body part, or `multipart/alternative` [text/plain, text/html].
+    fn write<W: Writer>(&self, w: &mut W, rng: &mut fastrand::Rng) {
+        let Some(text) = &self.text else {
+            return write_body_part(w, self.format, &self.body);
+        };
+        let boundary = boundary(rng, &self.literals());
+        write_multipart_headers(w, b"multipart/alternative", &boundary);
+        let mut parts = Parts::new(&boundary);
+        parts.next(w);
+        write_body_part(w, BodyFormat::Text, text);
+        parts.next(w);
+        write_body_part(w, self.format, &self.body);
+        parts.close(w);
+    }
+}
+
 impl Message<'_> {
-    /// The MIME tree (SPEC §3): a single part when nothing is attached;
-    /// `multipart/related` around an HTML body and its inline parts; and
-    /// `multipart/mixed` around the body and the files.
+    /// The MIME tree (SPEC §3): the content alone when nothing is attached;
+    /// `multipart/related` around an HTML content and its inline parts; and
+    /// `multipart/mixed` around the content and the files. An HTML content
+    /// with its text is `multipart/alternative` [text/plain, text/html].
     pub(super) fn write_tree<W: Writer>(
         &self,
         w: &mut W,
         rng: &mut fastrand::Rng,
-        body: &PreparedBody<'_>,
+        content: &Content<'_>,
     ) {
-        let format = self.body.format;
         if self.attachments.is_empty() {
-            return write_body_part(w, format, body);
+            return content.write(w, rng);
         }
-        let related = format == BodyFormat::Html
+        let related = content.format == BodyFormat::Html
             && self
                 .attachments
                 .iter()
@@ -34,17 +77,17 @@ impl Message<'_> {
                 .filter(move |a| !related || a.disposition == Disposition::Attachment)
         };
         if related && files().next().is_none() {
-            return self.write_related(w, rng, body);
+            return self.write_related(w, rng, content);
         }
 
-        let boundary = boundary(rng, body.literal());
+        let boundary = boundary(rng, &content.literals());
         write_multipart_headers(w, b"multipart/mixed", &boundary);
         let mut parts = Parts::new(&boundary);
         parts.next(w);
         if related {
-            self.write_related(w, rng, body);
+            self.write_related(w, rng, content);
         } else {
-            write_body_part(w, format, body);
+            content.write(w, rng);
         }
         for attachment in files() {
             parts.next(w);
@@ -53,17 +96,14 @@ impl Message<'_> {
         parts.close(w);
     }
 
-    fn write_related<W: Writer>(
-        &self,
-        w: &mut W,
-        rng: &mut fastrand::Rng,
-        body: &PreparedBody<'_>,
-    ) {
-        let boundary = boundary(rng, body.literal());
-        write_multipart_headers(w, b"multipart/related; type=\"text/html\"", &boundary);
+    fn write_related<W: Writer>(&self, w: &mut W, rng: &mut fastrand::Rng, content: &Content<'_>) {
+        let boundary = boundary(rng, &content.literals());
+        // RFC 2387: `type` is the content type of the root part.
+        let header = format!("multipart/related; type=\"{}\"", content.content_type());
+        write_multipart_headers(w, header.as_bytes(), &boundary);
         let mut parts = Parts::new(&boundary);
         parts.next(w);
-        write_body_part(w, BodyFormat::Html, body);
+        content.write(w, rng);
         for attachment in self
             .attachments
             .iter()
@@ -77,14 +117,16 @@ impl Message<'_> {
 }
 
 /// A boundary that cannot occur in base64 or quoted-printable text (`=_` never
-/// does, RFC 2045 §6.7) and, checked here, not in the 7bit body either.
-fn boundary(rng: &mut fastrand::Rng, literal: Option<&[u8]>) -> String {
+/// does, RFC 2045 §6.7) and, checked here, not in the 7bit texts either.
+fn boundary(rng: &mut fastrand::Rng, literals: &[Option<&[u8]>]) -> String {
     loop {
         let mut boundary = String::with_capacity(32);
         boundary.push_str("=_");
         boundary.extend(std::iter::repeat_with(|| rng.alphanumeric()).take(30));
-        let clashes =
-            literal.is_some_and(|text| memchr::memmem::find(text, boundary.as_bytes()).is_some());
+        let clashes = literals
+            .iter()
+            .flatten()
+            .any(|text| memchr::memmem::find(text, boundary.as_bytes()).is_some());
         if !clashes {
             return boundary;
         }
@@ -172,10 +214,10 @@ mod tests {
     #[test]
     fn boundaries_avoid_the_literal_body() {
         let mut rng = fastrand::Rng::with_seed(1);
-        let first = boundary(&mut rng, None);
+        let first = boundary(&mut rng, &[None, None]);
         let mut rng = fastrand::Rng::with_seed(1);
         let body = format!("text\r\n--{first}\r\n");
-        let second = boundary(&mut rng, Some(body.as_bytes()));
+        let second = boundary(&mut rng, &[None, Some(body.as_bytes())]);
         assert_ne!(first, second);
         assert!(second.starts_with("=_") && second.len() == 32);
     }

@@ -1,5 +1,8 @@
 //! An attachment's MIME type: from its `type` (a suffix, `image`, or a MIME
 //! type), else from its file name; `image` tells the type from the first bytes.
+//! A text type without a charset gets `charset=utf-8` when its bytes are UTF-8:
+//! readers such as mail-parser decode text parts by their charset, and take
+//! US-ASCII when there is none.
 
 use crate::error::Problem;
 use crate::message::Data;
@@ -10,8 +13,54 @@ use super::raw_header_problem;
 const MAX_TYPE: usize = 255;
 
 /// The MIME type of an attachment: from `type` (suffix, `image`, or a MIME
-/// type), else from the filename's suffix, else `application/octet-stream`.
+/// type), else from the filename's suffix, else `application/octet-stream`;
+/// with `charset=utf-8` added to a text type that has none when the bytes are
+/// UTF-8.
 pub(super) fn content_type(
+    given: Option<&str>,
+    filename: &str,
+    data: &Data<'_>,
+) -> Result<mime::Mime, Problem> {
+    let found = declared_type(given, filename, data)?;
+    if found.type_() != mime::TEXT || found.get_param(mime::CHARSET).is_some() || !is_utf8(data) {
+        return Ok(found);
+    }
+    Ok(format!("{found}; charset=utf-8").parse().unwrap_or(found))
+}
+
+/// Whether the attachment's bytes are UTF-8, decoding base64 piece by piece.
+fn is_utf8(data: &Data<'_>) -> bool {
+    let text = match data {
+        Data::Bytes(bytes) => return simdutf8::basic::from_utf8(bytes).is_ok(),
+        Data::Base64 { text, .. } => text.as_bytes(),
+    };
+    // A character split between two pieces is carried over to the next.
+    let mut carried: Vec<u8> = Vec::new();
+    for piece in text.chunks(64 * 1024) {
+        let Ok(decoded) = encodify::base64::STANDARD.decode(piece) else {
+            return false;
+        };
+        let bytes = if carried.is_empty() {
+            decoded
+        } else {
+            let mut joined = std::mem::take(&mut carried);
+            joined.extend_from_slice(&decoded);
+            joined
+        };
+        if let Err(error) = simdutf8::compat::from_utf8(&bytes) {
+            if error.error_len().is_some() {
+                return false;
+            }
+            carried = bytes
+                .get(error.valid_up_to()..)
+                .unwrap_or_default()
+                .to_vec();
+        }
+    }
+    carried.is_empty()
+}
+
+fn declared_type(
     given: Option<&str>,
     filename: &str,
     data: &Data<'_>,
@@ -127,5 +176,33 @@ mod tests {
                 "{head:?}"
             );
         }
+    }
+
+    #[test]
+    fn utf8_text_gets_a_charset() {
+        let encode = |bytes: &[u8]| Data::Base64 {
+            text: encodify::base64::STANDARD.encode(bytes).into(),
+            len: bytes.len(),
+        };
+        let text = "季度,报告\n".repeat(20_000);
+        let cases = [
+            (encode(text.as_bytes()), "a.csv", "text/csv; charset=utf-8"),
+            (encode(b"plain"), "a.txt", "text/plain; charset=utf-8"),
+            (encode(b"\xff\xfe"), "a.txt", "text/plain"),
+            (encode(b"\xe5\xad"), "a.txt", "text/plain"),
+            (
+                Data::Bytes(text.clone().into_bytes()),
+                "a.txt",
+                "text/plain; charset=utf-8",
+            ),
+            (encode(text.as_bytes()), "a.pdf", "application/pdf"),
+        ];
+        for (data, name, expected) in cases {
+            let found = content_type(None, name, &data).unwrap();
+            assert_eq!(found.to_string(), expected, "{name}");
+        }
+        // A given charset stays.
+        let given = content_type(Some("text/plain; charset=gbk"), "a.txt", &encode(b"x")).unwrap();
+        assert_eq!(given.to_string(), "text/plain; charset=gbk");
     }
 }

@@ -3,6 +3,7 @@
 //! [`ValidationError`] that says what is wrong.
 
 mod base64;
+mod content_id;
 mod content_type;
 
 use std::borrow::Cow;
@@ -11,8 +12,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::address::{
-    LineFault, Mailbox, is_atext, line_fault, looks_encoded, split_address_list,
-    split_username_list,
+    LineFault, Mailbox, line_fault, looks_encoded, split_address_list, split_username_list,
 };
 use crate::directory::{DirectoryError, UserDirectory};
 use crate::error::{AttachmentField, Problem, RequestError};
@@ -20,6 +20,9 @@ use crate::message::{Attachment, Body, BodyFormat, Disposition, Message};
 use crate::request::{AttachmentRequest, MAX_LIST_ENTRIES, SendMailRequest};
 
 use self::base64::{attachment_data, decode_base64};
+use self::content_id::{
+    MAX_CONTENT_ID, assign_generated, explicit_content_id, filename_content_id, rewrite_references,
+};
 use self::content_type::content_type;
 
 /// Bounds on what one request may ask for.
@@ -56,9 +59,6 @@ impl Default for Limits {
 /// Longest address or username field, all its strings together: room for
 /// [`MAX_LIST_ENTRIES`] ordinary entries.
 const MAX_LIST_BYTES: usize = 1024 * 1024;
-
-/// Longest Content-ID, so that its header line stays far below 998 octets.
-const MAX_CONTENT_ID: usize = 900;
 
 /// Why a request did not become a message: the request breaks a rule, or the
 /// user directory could not answer.
@@ -184,7 +184,12 @@ impl<'d> Validator<'d> {
             .into());
         }
 
-        let attachments = self.attachments(request.attachments)?;
+        let mut attachments = self.attachments(request.attachments)?;
+        let renamed = assign_generated(&mut attachments);
+        let text = match format {
+            BodyFormat::Html => rewrite_references(text, &renamed),
+            BodyFormat::Text => text,
+        };
         let message = Message {
             sender,
             to,
@@ -412,9 +417,10 @@ impl<'d> Validator<'d> {
                 explicit_content_id(given)
                     .map_err(|problem| RequestError::new(field("content_id"), problem))?,
             ),
-            None if disposition == Disposition::Inline => {
-                let id = default_content_id(&filename);
-                if id.len() > MAX_CONTENT_ID {
+            // A name that cannot be the Content-ID gets a generated one once
+            // every given ID is known (`assign_generated`).
+            None if disposition == Disposition::Inline => match filename_content_id(&filename) {
+                Some(id) if id.len() > MAX_CONTENT_ID => {
                     return Err(RequestError::new(
                         field("content_id"),
                         Problem::TooLong {
@@ -424,8 +430,8 @@ impl<'d> Validator<'d> {
                         },
                     ));
                 }
-                Some(id)
-            }
+                id => id.map(str::to_owned),
+            },
             None => None,
         };
 
@@ -514,53 +520,6 @@ fn body_text(content: Option<Cow<'_, str>>, base64: bool) -> Result<Cow<'_, str>
         return Err(RequestError::new("content", Problem::Empty));
     }
     Ok(text)
-}
-
-/// What a default Content-ID holds unescaped: RFC 5322 `atext` and `.` and
-/// `@`, but not `%`, which escapes everything else.
-fn is_content_id_char(byte: u8) -> bool {
-    (is_atext(byte) && byte != b'%') || byte == b'.' || byte == b'@'
-}
-
-fn explicit_content_id(given: &str) -> Result<String, Problem> {
-    let id = given
-        .strip_prefix('<')
-        .and_then(|inner| inner.strip_suffix('>'))
-        .unwrap_or(given);
-    if let Some(problem) = raw_header_problem(id) {
-        return Err(problem);
-    }
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|byte| is_content_id_char(byte) || byte == b'%')
-    {
-        return Err(Problem::ContentId(given.to_owned()));
-    }
-    if id.len() > MAX_CONTENT_ID {
-        return Err(Problem::TooLong {
-            len: id.len(),
-            max: MAX_CONTENT_ID,
-            unit: "octets",
-        });
-    }
-    Ok(id.to_owned())
-}
-
-/// `<filename>` as the API documents it; bytes a msg-id cannot hold (spaces,
-/// non-ASCII) are percent-encoded, which is also how such a name appears in a
-/// `cid:` URL (RFC 2392).
-fn default_content_id(filename: &str) -> String {
-    let mut id = String::with_capacity(filename.len());
-    for byte in filename.bytes() {
-        // `?` is escaped too, so that no `=?` (an encoded-word look-alike) is left.
-        if is_content_id_char(byte) && byte != b'?' {
-            id.push(char::from(byte));
-        } else {
-            id.push_str(encodify::hex::PERCENT.encode_byte(byte));
-        }
-    }
-    id
 }
 
 /// Drops repeated addresses (compared without regard to case, the first kept)

@@ -522,7 +522,11 @@ fn attachment_types() {
             json!({"filename": "a.txt", "type": "image"}),
             "application/octet-stream",
         ),
-        (json!({"filename": "a.txt", "type": ""}), "text/plain"),
+        // "hello" is UTF-8.
+        (
+            json!({"filename": "a.txt", "type": ""}),
+            "text/plain; charset=utf-8",
+        ),
     ];
     for (fields, expected) in cases {
         let list = attachments(json!([attachment(fields.clone())]));
@@ -587,9 +591,9 @@ fn content_ids() {
             None,
             Some("banner@example.com"),
             Some("chart"),
-            Some("%E5%AD%A3%E5%BA%A6%20%E5%9B%BE%281%29.png"),
+            Some("part5.png@cmsi-mail"),
             Some("doc1"),
-            Some("100%25.png"),
+            Some("part7.png@cmsi-mail"),
         ]
     );
     for bad in ["a b", "<a>b>", "a\"b", "\u{5f20}", "a(b)", "<>"] {
@@ -608,7 +612,44 @@ fn content_ids() {
     let list = attachments(json!([attachment(
         json!({"filename": "=?utf-8?q?x?=.png"})
     )]));
-    assert_eq!(list[0].content_id(), Some("=%3Futf-8%3Fq%3Fx%3F=.png"));
+    assert_eq!(list[0].content_id(), Some("part1.png@cmsi-mail"));
+}
+
+#[test]
+fn generated_content_ids_are_unique_and_the_html_follows_them() {
+    let value = with(json!({
+        "content": "<img src=\"cid:my logo.png\"><img src=\"cid:%E5%9B%BE.gif\"><img src=\"cid:图.gif\">",
+        "attachments": [
+            attachment(json!({"filename": "my logo.png"})),
+            attachment(json!({"filename": "x.png", "content_id": "part3.gif@cmsi-mail"})),
+            attachment(json!({"filename": "图.gif", "type": "image/gif"})),
+        ]
+    }));
+    let message = validate(value).unwrap().message;
+    let ids: Vec<_> = message
+        .attachments()
+        .iter()
+        .map(Attachment::content_id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            Some("part1.png@cmsi-mail"),
+            Some("part3.gif@cmsi-mail"),
+            Some("part3.2.gif@cmsi-mail")
+        ]
+    );
+    assert_eq!(
+        message.body(),
+        "<img src=\"cid:part1.png@cmsi-mail\"><img src=\"cid:part3.2.gif@cmsi-mail\"><img src=\"cid:part3.2.gif@cmsi-mail\">"
+    );
+    // A text body is left as it is.
+    let value = with(json!({
+        "body_format": "Text",
+        "content": "cid:my logo.png",
+        "attachments": [attachment(json!({"filename": "my logo.png"}))]
+    }));
+    assert_eq!(validate(value).unwrap().message.body(), "cid:my logo.png");
 }
 
 #[test]
