@@ -163,6 +163,17 @@ impl fmt::Debug for Redacted {
     }
 }
 
+/// A sonic-rs error on one line: without the excerpt of the input that it
+/// appends after a line break (which could quote a secret).
+struct Brief<'e>(&'e sonic_rs::Error);
+
+impl fmt::Display for Brief<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        f.write_str(text.split('\n').next().unwrap_or_default())
+    }
+}
+
 /// Stands for a large text in `Debug` output.
 struct Length<'t>(&'t str);
 
@@ -190,11 +201,18 @@ impl<'a> SendMailRequest<'a> {
                 Problem::Malformed("the body is not valid UTF-8".to_owned()),
             )
         })?;
-        let mut deserializer = serde_json::Deserializer::from_str(json);
-        let request = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
+        // sonic-rs finds the end of each string with SIMD (a 20 MiB base64
+        // attachment is one string); given a `str` it does not check UTF-8 again.
+        let mut deserializer = sonic_rs::Deserializer::from_str(json);
+        let request = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let broken = inner.is_syntax() || inner.is_eof();
+            path_error(path, broken, Brief(&inner))
+        })?;
         deserializer
             .end()
-            .map_err(|error| RequestError::new("request", Problem::Malformed(error.to_string())))?;
+            .map_err(|error| path_error(".".to_owned(), true, Brief(&error)))?;
         Ok(request)
     }
 
@@ -230,7 +248,12 @@ impl SendMailRequest<'static> {
         if !value.is_object() {
             return Err(not_an_object());
         }
-        serde_path_to_error::deserialize(value).map_err(path_error)
+        serde_path_to_error::deserialize(value).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let broken = inner.is_syntax() || inner.is_eof();
+            path_error(path, broken, inner)
+        })
     }
 }
 
@@ -254,11 +277,10 @@ fn not_an_object() -> RequestError {
     )
 }
 
-fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
-    let path = error.path().to_string();
-    let inner = error.into_inner();
+/// The error of a field at `path`; `broken` when the JSON itself is broken.
+fn path_error(path: String, broken: bool, inner: impl fmt::Display) -> RequestError {
     // Broken JSON is a fault of the whole body, wherever the parser stopped.
-    if path == "." || inner.is_syntax() || inner.is_eof() {
+    if path == "." || broken {
         return RequestError::new(
             "request",
             Problem::Malformed(format!("the body is not valid JSON: {inner}")),
@@ -431,8 +453,9 @@ fn attachments<'de: 'a, 'a, D: Deserializer<'de>>(
             if v.trim().is_empty() {
                 return Ok(Vec::new());
             }
-            let not_json = |error| E::custom(format_args!("the string is not JSON: {error}"));
-            let mut inner = serde_json::Deserializer::from_str(v);
+            let not_json =
+                |error| E::custom(format_args!("the string is not JSON: {}", Brief(&error)));
+            let mut inner = sonic_rs::Deserializer::from_str(v);
             let list =
                 serde_path_to_error::deserialize::<_, Option<AttachmentList<'_>>>(&mut inner)
                     .map_err(|error| {
@@ -441,7 +464,10 @@ fn attachments<'de: 'a, 'a, D: Deserializer<'de>>(
                         if inner.is_syntax() || inner.is_eof() {
                             not_json(inner)
                         } else {
-                            E::custom(format_args!("in the JSON string, at {path}: {inner}"))
+                            E::custom(format_args!(
+                                "in the JSON string, at {path}: {}",
+                                Brief(&inner)
+                            ))
                         }
                     })?;
             inner.end().map_err(not_json)?;
@@ -592,6 +618,21 @@ mod tests {
                 "{}: {error}",
                 String::from_utf8_lossy(json)
             );
+        }
+    }
+
+    #[test]
+    fn errors_are_one_line_and_quote_no_input() {
+        let cases: &[&[u8]] = &[
+            br#"{"bk_app_secret": "s3cret" "title": "t"}"#,
+            br#"{"bk_app_secret": "s3cret", "title": 5}"#,
+            br#"{"bk_app_secret": "s3cret"} s3cret"#,
+            br#"{"attachments": "[{\"s3cret\": }]"}"#,
+        ];
+        for json in cases {
+            let error = SendMailRequest::from_json(json).unwrap_err().to_string();
+            assert!(!error.contains('\n'), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
         }
     }
 
