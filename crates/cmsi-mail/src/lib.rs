@@ -30,6 +30,7 @@ mod compose;
 mod directory;
 mod error;
 mod esb;
+mod json;
 mod mailer;
 mod message;
 mod request;

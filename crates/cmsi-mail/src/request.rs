@@ -8,6 +8,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Problem, RequestError};
+use crate::json;
 
 /// A `send_mail` request with the API's field names.
 ///
@@ -163,17 +164,6 @@ impl fmt::Debug for Redacted {
     }
 }
 
-/// A sonic-rs error on one line: without the excerpt of the input that it
-/// appends after a line break (which could quote a secret).
-struct Brief<'e>(&'e sonic_rs::Error);
-
-impl fmt::Display for Brief<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.0.to_string();
-        f.write_str(text.split('\n').next().unwrap_or_default())
-    }
-}
-
 /// Stands for a large text in `Debug` output.
 struct Length<'t>(&'t str);
 
@@ -201,18 +191,17 @@ impl<'a> SendMailRequest<'a> {
                 Problem::Malformed("the body is not valid UTF-8".to_owned()),
             )
         })?;
-        // sonic-rs finds the end of each string with SIMD (a 20 MiB base64
-        // attachment is one string); given a `str` it does not check UTF-8 again.
-        let mut deserializer = sonic_rs::Deserializer::from_str(json);
-        let request = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        // Our reader finds the end of each string a block at a time (a 20 MiB
+        // base64 attachment is one string), and does not check UTF-8 again.
+        let mut reader = json::Reader::new(json);
+        let request = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
-            let broken = inner.is_syntax() || inner.is_eof();
-            path_error(path, broken, Brief(&inner))
+            path_error(path, inner.is_syntax(), inner)
         })?;
-        deserializer
+        reader
             .end()
-            .map_err(|error| path_error(".".to_owned(), true, Brief(&error)))?;
+            .map_err(|error| path_error(".".to_owned(), true, error))?;
         Ok(request)
     }
 
@@ -453,21 +442,17 @@ fn attachments<'de: 'a, 'a, D: Deserializer<'de>>(
             if v.trim().is_empty() {
                 return Ok(Vec::new());
             }
-            let not_json =
-                |error| E::custom(format_args!("the string is not JSON: {}", Brief(&error)));
-            let mut inner = sonic_rs::Deserializer::from_str(v);
+            let not_json = |error| E::custom(format_args!("the string is not JSON: {error}"));
+            let mut inner = json::Reader::new(v);
             let list =
                 serde_path_to_error::deserialize::<_, Option<AttachmentList<'_>>>(&mut inner)
                     .map_err(|error| {
                         let path = error.path().to_string();
                         let inner = error.into_inner();
-                        if inner.is_syntax() || inner.is_eof() {
+                        if inner.is_syntax() {
                             not_json(inner)
                         } else {
-                            E::custom(format_args!(
-                                "in the JSON string, at {path}: {}",
-                                Brief(&inner)
-                            ))
+                            E::custom(format_args!("in the JSON string, at {path}: {inner}"))
                         }
                     })?;
             inner.end().map_err(not_json)?;
