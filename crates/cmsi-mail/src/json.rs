@@ -172,7 +172,11 @@ impl<'de> Reader<'de> {
                     });
                 }
                 Some(b'\\') => {
-                    let owned = owned.get_or_insert_with(String::new);
+                    // Room for the rest of a short string at once (a body with
+                    // a `\n` per line has many escapes); long ones grow.
+                    let rest = self.input.len() - run;
+                    let owned =
+                        owned.get_or_insert_with(|| String::with_capacity(rest.min(64 * 1024)));
                     owned.push_str(self.input.get(run..stop).unwrap_or_default());
                     self.pos += 1;
                     self.escape(owned)?;

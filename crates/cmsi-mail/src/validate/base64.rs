@@ -117,8 +117,23 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(5);
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n";
         let mut texts: Vec<Vec<u8>> = [
-            "", "=", "==", "QQ==", "QR==", "QUI=", "QUJ=", "QUJD", "QQ=A", "Q===", "QUJD====",
-            "QUJDQQ==QUJD", "QQ", "QUJ", "====", "QUJD\n", "ëQ==",
+            "",
+            "=",
+            "==",
+            "QQ==",
+            "QR==",
+            "QUI=",
+            "QUJ=",
+            "QUJD",
+            "QQ=A",
+            "Q===",
+            "QUJD====",
+            "QUJDQQ==QUJD",
+            "QQ",
+            "QUJ",
+            "====",
+            "QUJD\n",
+            "ëQ==",
         ]
         .iter()
         .map(|text| text.as_bytes().to_vec())
