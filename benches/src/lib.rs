@@ -5,10 +5,16 @@
 //! - W2 typical: 5 KiB of HTML showing two inline PNGs (50 KiB and 200 KiB) by
 //!   `cid:`, and a 1 MiB PDF named `季度报告.pdf`;
 //! - W3 large: a text body and one 20 MiB binary attachment.
+//!
+//! [`peers`] has the end-to-end pipelines we compare with, [`measure`] the
+//! interleaved timing, [`ours_e2e`] our own pipeline.
 
 // Benchmark fixtures: a peer that cannot build its message is a broken benchmark,
 // and megabytes of workload are not worth a Debug.
 #![allow(clippy::expect_used, missing_debug_implementations)]
+
+pub mod measure;
+pub mod peers;
 
 use encodify::base64::STANDARD as BASE64;
 use serde_json::json;
@@ -307,6 +313,51 @@ pub fn lettre(w: &Workload) -> Vec<u8> {
     }
     .expect("lettre message");
     message.formatted()
+}
+
+/// Our pipeline end to end, as `Mailer::prepare` runs it: request JSON →
+/// validated message → composed bytes. By default like the peers: HTML
+/// without the plain-text alternative, which [`Ours::with_text_alternative`]
+/// adds as `serve` does by default.
+pub struct Ours {
+    directory: cmsi_mail::StaticDirectory,
+    sender: cmsi_mail::Mailbox,
+    options: cmsi_mail::ComposeOptions,
+}
+
+impl Default for Ours {
+    fn default() -> Self {
+        Ours {
+            directory: cmsi_mail::StaticDirectory::new(),
+            sender: cmsi_mail::Mailbox::parse("noreply@example.com").expect("sender"),
+            options: cmsi_mail::ComposeOptions::new().with_text_alternative(false),
+        }
+    }
+}
+
+impl Ours {
+    /// With the plain-text alternative of HTML bodies (the default of
+    /// `cmsi-mail`), which the peers do not make.
+    #[must_use]
+    pub fn with_text_alternative(mut self) -> Self {
+        self.options = self.options.with_text_alternative(true);
+        self
+    }
+
+    /// One request, end to end.
+    pub fn run(&self, json: &[u8]) -> Vec<u8> {
+        let request = cmsi_mail::SendMailRequest::from_json(json).expect("request");
+        let message = cmsi_mail::Validator::new(self.sender.clone(), &self.directory)
+            .validate(request)
+            .expect("valid request")
+            .message;
+        message.compose(&self.options).bytes
+    }
+}
+
+/// [`Ours::run`] with a fresh validator.
+pub fn ours_e2e(json: &[u8]) -> Vec<u8> {
+    Ours::default().run(json)
 }
 
 /// All three.

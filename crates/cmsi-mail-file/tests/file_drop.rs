@@ -86,6 +86,13 @@ async fn concurrent_writers_leave_complete_files_only() {
     assert_eq!(eml.len(), 1600, "every message is a file");
     assert_eq!(json.len(), 1600, "every message has its envelope");
     assert_eq!(names.len(), 3200, "no temporary files are left: {names:?}");
+    // Deliveries that renamed their files while a directory sync ran share
+    // the next one.
+    let syncs = transport.directory_syncs();
+    assert!(
+        (1..1600).contains(&syncs),
+        "{syncs} directory syncs for 1600 concurrent messages"
+    );
     for (name, bytes) in &sent {
         assert_eq!(
             &std::fs::read(dir.path().join(name)).unwrap(),

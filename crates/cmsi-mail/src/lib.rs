@@ -35,6 +35,7 @@ mod directory;
 mod dkim;
 mod error;
 mod esb;
+mod json;
 mod mailer;
 mod message;
 mod request;

@@ -8,6 +8,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Problem, RequestError};
+use crate::json;
 
 /// A `send_mail` request with the API's field names.
 ///
@@ -194,11 +195,17 @@ impl<'a> SendMailRequest<'a> {
                 Problem::Malformed("the body is not valid UTF-8".to_owned()),
             )
         })?;
-        let mut deserializer = serde_json::Deserializer::from_str(json);
-        let request = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
-        deserializer
+        // Our reader finds the end of each string a block at a time (a 20 MiB
+        // base64 attachment is one string), and does not check UTF-8 again.
+        let mut reader = json::Reader::new(json);
+        let request = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            path_error(path, inner.is_syntax(), inner)
+        })?;
+        reader
             .end()
-            .map_err(|error| RequestError::new("request", Problem::Malformed(error.to_string())))?;
+            .map_err(|error| path_error(".".to_owned(), true, error))?;
         Ok(request)
     }
 
@@ -234,7 +241,12 @@ impl SendMailRequest<'static> {
         if !value.is_object() {
             return Err(not_an_object());
         }
-        serde_path_to_error::deserialize(value).map_err(path_error)
+        serde_path_to_error::deserialize(value).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let broken = inner.is_syntax() || inner.is_eof();
+            path_error(path, broken, inner)
+        })
     }
 }
 
@@ -258,11 +270,10 @@ fn not_an_object() -> RequestError {
     )
 }
 
-fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
-    let path = error.path().to_string();
-    let inner = error.into_inner();
+/// The error of a field at `path`; `broken` when the JSON itself is broken.
+fn path_error(path: String, broken: bool, inner: impl fmt::Display) -> RequestError {
     // Broken JSON is a fault of the whole body, wherever the parser stopped.
-    if path == "." || inner.is_syntax() || inner.is_eof() {
+    if path == "." || broken {
         return RequestError::new(
             "request",
             Problem::Malformed(format!("the body is not valid JSON: {inner}")),
@@ -436,13 +447,13 @@ fn attachments<'de: 'a, 'a, D: Deserializer<'de>>(
                 return Ok(Vec::new());
             }
             let not_json = |error| E::custom(format_args!("the string is not JSON: {error}"));
-            let mut inner = serde_json::Deserializer::from_str(v);
+            let mut inner = json::Reader::new(v);
             let list =
                 serde_path_to_error::deserialize::<_, Option<AttachmentList<'_>>>(&mut inner)
                     .map_err(|error| {
                         let path = error.path().to_string();
                         let inner = error.into_inner();
-                        if inner.is_syntax() || inner.is_eof() {
+                        if inner.is_syntax() {
                             not_json(inner)
                         } else {
                             E::custom(format_args!("in the JSON string, at {path}: {inner}"))
@@ -606,6 +617,21 @@ mod tests {
                 "{}: {error}",
                 String::from_utf8_lossy(json)
             );
+        }
+    }
+
+    #[test]
+    fn errors_are_one_line_and_quote_no_input() {
+        let cases: &[&[u8]] = &[
+            br#"{"bk_app_secret": "s3cret" "title": "t"}"#,
+            br#"{"bk_app_secret": "s3cret", "title": 5}"#,
+            br#"{"bk_app_secret": "s3cret"} s3cret"#,
+            br#"{"attachments": "[{\"s3cret\": }]"}"#,
+        ];
+        for json in cases {
+            let error = SendMailRequest::from_json(json).unwrap_err().to_string();
+            assert!(!error.contains('\n'), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
         }
     }
 

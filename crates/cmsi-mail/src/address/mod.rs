@@ -129,11 +129,10 @@ impl Mailbox {
         let (local, domain) = address.split_at(at);
         let domain = domain.get(1..).unwrap_or_default();
         check_local_part(local)?;
-        let domain = ascii_domain(domain)?;
-        let mut full = String::with_capacity(local.len() + 1 + domain.len());
+        let mut full = String::with_capacity(address.len() + 8);
         full.push_str(local);
         full.push('@');
-        full.push_str(&domain);
+        push_ascii_domain(&mut full, domain)?;
         if full.len() > MAX_ADDRESS {
             return Err(AddressError::TooLong);
         }
@@ -259,6 +258,9 @@ fn find_unquoted(text: &str, wanted: u8) -> Result<Option<usize>, AddressError> 
 /// written (a name keeps its inner spaces).
 fn parse_phrase(phrase: &str) -> Result<Option<String>, AddressError> {
     let phrase = phrase.trim();
+    if !phrase.contains('"') {
+        return clean_name(phrase);
+    }
     let mut name = String::with_capacity(phrase.len());
     let mut chars = phrase.chars();
     while let Some(c) = chars.next() {
@@ -355,6 +357,22 @@ fn check_local_part(local: &str) -> Result<(), AddressError> {
     Ok(())
 }
 
+/// Appends the domain as it goes on the wire to `out`.
+fn push_ascii_domain(out: &mut String, domain: &str) -> Result<(), AddressError> {
+    // Plain lower-case ASCII host names (the common case) are checked in place.
+    if domain
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && !domain.split('.').any(|label| label.starts_with("xn--"))
+    {
+        check_host_name(domain, domain)?;
+        out.push_str(domain);
+        return Ok(());
+    }
+    out.push_str(&ascii_domain(domain)?);
+    Ok(())
+}
+
 /// The domain as it goes on the wire: a host name in IDNA ASCII form, lower case,
 /// or an address literal.
 fn ascii_domain(domain: &str) -> Result<String, AddressError> {
@@ -393,6 +411,12 @@ fn ascii_domain(domain: &str) -> Result<String, AddressError> {
         idna::domain_to_ascii_strict(domain)
             .map_err(|_| AddressError::Domain(format!("{domain:?} is not a valid host name")))?
     };
+    check_host_name(&ascii, domain)?;
+    Ok(ascii)
+}
+
+/// The rules of an ASCII host name; `domain` is what the request said.
+fn check_host_name(ascii: &str, domain: &str) -> Result<(), AddressError> {
     if ascii.is_empty() || ascii.len() > 253 || ascii.ends_with('.') {
         return Err(AddressError::Domain(format!(
             "{domain:?} is not a valid host name"
@@ -412,7 +436,7 @@ fn ascii_domain(domain: &str) -> Result<String, AddressError> {
             )));
         }
     }
-    Ok(ascii)
+    Ok(())
 }
 
 #[cfg(test)]

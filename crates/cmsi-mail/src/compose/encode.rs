@@ -132,8 +132,17 @@ pub(super) fn write_wrapped<W: Writer>(w: &mut W, symbols: &[u8]) {
         let len = piece.len() + piece.len().div_ceil(LINE) * 2;
         w.append_with(len, |buffer| {
             buffer.reserve(len);
-            for line in piece.chunks(LINE) {
-                buffer.extend_from_slice(line);
+            // Whole lines as fixed-size arrays: each line and its CRLF are
+            // assembled in registers and written with one copy.
+            let (lines, partial) = piece.as_chunks::<LINE>();
+            for line in lines {
+                let mut crlf_line = [b'\n'; LINE + 2];
+                crlf_line[..LINE].copy_from_slice(line);
+                crlf_line[LINE] = b'\r';
+                buffer.extend_from_slice(&crlf_line);
+            }
+            if !partial.is_empty() {
+                buffer.extend_from_slice(partial);
                 buffer.extend_from_slice(b"\r\n");
             }
             if last {

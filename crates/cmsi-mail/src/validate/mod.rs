@@ -229,7 +229,11 @@ impl<'d> Validator<'d> {
         check_header_text("title", &title)?;
         // Parsers drop white space around an unstructured header value, so the
         // subject is the trimmed title.
-        let title = title.trim().to_owned();
+        let title = if title.trim().len() == title.len() {
+            title
+        } else {
+            title.trim().to_owned()
+        };
         let len = title.chars().count();
         if len > self.limits.max_title_chars {
             return Err(RequestError::new(
@@ -525,6 +529,28 @@ fn body_text(content: Option<Cow<'_, str>>, base64: bool) -> Result<Cow<'_, str>
 /// Drops repeated addresses (compared without regard to case, the first kept)
 /// and Cc addresses that are already in To.
 fn dedupe(to: Vec<Mailbox>, cc: Vec<Mailbox>) -> (Vec<Mailbox>, Vec<Mailbox>) {
+    // A handful of recipients (the usual case) are compared in place, without
+    // a lower-cased copy of each address.
+    if to.len() + cc.len() <= 16 {
+        let same = |a: &Mailbox, b: &Mailbox| a.address().eq_ignore_ascii_case(b.address());
+        let mut kept_to: Vec<Mailbox> = Vec::with_capacity(to.len());
+        for mailbox in to {
+            if !kept_to.iter().any(|kept| same(kept, &mailbox)) {
+                kept_to.push(mailbox);
+            }
+        }
+        let mut kept_cc: Vec<Mailbox> = Vec::with_capacity(cc.len());
+        for mailbox in cc {
+            if !kept_to
+                .iter()
+                .chain(&kept_cc)
+                .any(|kept| same(kept, &mailbox))
+            {
+                kept_cc.push(mailbox);
+            }
+        }
+        return (kept_to, kept_cc);
+    }
     let mut seen = HashSet::with_capacity(to.len() + cc.len());
     let to = to
         .into_iter()
