@@ -97,11 +97,12 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             dir.display()
         );
     }
-    // `[queue] workers` deliver in this process; 0 makes a pure gateway.
+    // `[queue] workers` deliver in this process (counted in its metrics); 0
+    // makes a pure gateway.
     let workers = queue
         .as_ref()
         .filter(|queue| queue.settings().workers() > 0)
-        .map(|queue| queue.start_workers(Arc::clone(&transport)));
+        .map(|queue| queue.start_workers(gateway.counting(Arc::clone(&transport))));
     if let (Some(queue), Some(workers)) = (&queue, &workers) {
         eprintln!(
             "cmsi-mail: queueing into {}, {} workers delivering",

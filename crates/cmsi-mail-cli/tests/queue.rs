@@ -525,6 +525,27 @@ async fn serve_queues_and_mail_status_shows_the_receipt() {
         [message_id.trim_matches(['<', '>'])]
     );
 
+    // The workers' delivery and the queue's state are in the metrics.
+    let metrics = reqwest::get(format!("{}/metrics", serve.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "cmsi_deliveries_total{transport=\"smtp\",outcome=\"sent\"} 1",
+        "cmsi_recipients_total{outcome=\"accepted\"} 1",
+        "cmsi_recipients_total{outcome=\"refused\"} 1",
+        "cmsi_queue_depth{state=\"sent\"} 1",
+        "cmsi_queue_depth{state=\"queued\"} 0",
+        "cmsi_queue_oldest_age_seconds 0.0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
+
     // Another app's, or an unknown, message is not shown; a missing id is named.
     let reply: Value = client
         .get(format!("{}{MAIL_STATUS}", serve.url))
@@ -804,6 +825,7 @@ async fn a_stopped_database_is_answered_1306201_quickly_and_healthz_stays_up() {
         format!(
             "[transport]\nkind = \"file\"\n[transport.file]\ndir = {:?}\n\
              [apps.monitor]\nsecret = \"s3cret\"\nallow_bk_username = true\n\
+             [server]\nready_cache_secs = 1\n\
              [queue]\nurl = {url:?}\nworkers = 1\n",
             dir.path().join("outbox")
         ),
@@ -832,6 +854,25 @@ async fn a_stopped_database_is_answered_1306201_quickly_and_healthz_stays_up() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200, "the process is up");
+    // … and not ready: /readyz names the queue (its cache lasts a second).
+    let readyz = |client: reqwest::Client, url: String| async move {
+        let reply = client.get(format!("{url}/readyz")).send().await.unwrap();
+        (
+            reply.status().as_u16(),
+            reply.json::<Value>().await.unwrap(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = readyz(client.clone(), serve.url.clone()).await;
+        if status == 503 {
+            assert_eq!(body["checks"]["queue"]["status"], "failed", "{body}");
+            assert_eq!(body["checks"]["transport"]["status"], "ok", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz stayed {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     postgres.restart();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -841,6 +882,11 @@ async fn a_stopped_database_is_answered_1306201_quickly_and_healthz_stays_up() {
             break;
         }
         assert!(Instant::now() < deadline, "never accepted again: {reply}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while readyz(client.clone(), serve.url.clone()).await.0 != 200 {
+        assert!(Instant::now() < deadline, "/readyz never ready again");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -68,7 +68,7 @@ pub struct Gateway {
     /// Where mail goes instead of the transport, when `[queue]` is configured.
     queue: Option<Queue>,
     quotas: Quotas,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     /// Where `/metrics` is served instead of the main listener.
     metrics_listen: Option<SocketAddr>,
     readiness: Readiness,
@@ -120,7 +120,7 @@ impl Gateway {
             },
             extra_routes: None,
             queue: None,
-            metrics,
+            metrics: Arc::new(metrics),
             metrics_listen: server.metrics_listen,
             readiness: Readiness::new(server.ready_cache()),
         })
@@ -133,11 +133,18 @@ impl Gateway {
     #[must_use]
     pub fn with_transport_label(mut self, kind: &'static str) -> Self {
         // Fresh metrics: no series is left under the `-` label.
-        self.metrics = Metrics::new();
-        self.metrics.transport = kind;
-        self.metrics
-            .start_at_zero(kind, self.quotas.scopes(&self.apps));
+        let mut metrics = Metrics::new();
+        metrics.transport = kind;
+        metrics.start_at_zero(kind, self.quotas.scopes(&self.apps));
+        self.metrics = Arc::new(metrics);
         self
+    }
+
+    /// `transport`, with its deliveries counted in this gateway's metrics:
+    /// give it to the queue's workers (`Queue::start_workers`), which deliver
+    /// for the gateway when it queues.
+    pub fn counting(&self, transport: Arc<dyn Transport>) -> Arc<dyn Transport> {
+        Arc::new(metrics::Counted::new(transport, Arc::clone(&self.metrics)))
     }
 
     /// Serves `routes` beside the API, in [`Gateway::router`] and so in

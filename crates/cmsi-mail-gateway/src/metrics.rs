@@ -8,19 +8,20 @@
 //!
 //! Counters are counted where things happen; gauges that describe a state
 //! (the body budget in use) are read when `/metrics` is scraped, in
-//! [`Metrics::render`]. The queue's gauges (`cmsi_queue_depth{state}`,
-//! `cmsi_queue_oldest_age_seconds`) belong there too when a queue is
-//! configured: register them in [`Metrics::new`], add their values to
-//! [`Sample`] and set them in `render`.
+//! [`Metrics::render`]; with a queue, so are its depth by state and the age
+//! of its oldest waiting message. Deliveries are counted where they happen:
+//! in the gateway while the caller waits, or, with a queue, in the workers,
+//! whose transport [`Counted`] wraps.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cmsi_mail::{Error, Sent};
+use cmsi_mail::{Composed, Envelope, Error, Receipt, Sent, Transport, TransportError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -73,6 +74,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QuotaLabels {
     app: String,
     quota: &'static str,
@@ -95,6 +101,8 @@ pub(crate) struct Metrics {
     rate_limited: Family<QuotaLabels, Counter>,
     inflight_requests: Gauge,
     body_bytes_inflight: Gauge,
+    queue_depth: Family<StateLabels, Gauge>,
+    queue_oldest_age: Gauge<f64, AtomicU64>,
     /// The transport's kind, as the delivery metrics label it.
     pub(crate) transport: &'static str,
 }
@@ -111,6 +119,8 @@ impl std::fmt::Debug for Metrics {
 pub(crate) struct Sample {
     /// Bytes of the body budget in use.
     pub(crate) body_bytes_inflight: usize,
+    /// The queue's counts, when there is a queue and it answered.
+    pub(crate) queue: Option<cmsi_mail_queue::Stats>,
 }
 
 impl Metrics {
@@ -169,6 +179,20 @@ impl Metrics {
             "Bytes of request bodies being read or held now (of max_inflight_body_bytes)",
             body_bytes_inflight.clone(),
         );
+        let queue_depth = Family::default();
+        registry.register(
+            "queue_depth",
+            "Messages in the delivery queue by state (queued, sending, sent, failed; \
+             with [queue] only)",
+            queue_depth.clone(),
+        );
+        let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "queue_oldest_age",
+            "Age of the oldest message waiting in the queue (0 when none; with [queue] only)",
+            Unit::Seconds,
+            queue_oldest_age.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -179,6 +203,8 @@ impl Metrics {
             rate_limited,
             inflight_requests,
             body_bytes_inflight,
+            queue_depth,
+            queue_oldest_age,
             transport: UNNAMED_TRANSPORT,
         }
     }
@@ -212,31 +238,49 @@ impl Metrics {
     pub(crate) fn render(&self, sample: &Sample) -> String {
         self.body_bytes_inflight
             .set(i64::try_from(sample.body_bytes_inflight).unwrap_or(i64::MAX));
+        if let Some(stats) = &sample.queue {
+            for (state, count) in [
+                ("queued", stats.queued),
+                ("sending", stats.sending),
+                ("sent", stats.sent),
+                ("failed", stats.failed),
+            ] {
+                self.queue_depth
+                    .get_or_create(&StateLabels { state })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            self.queue_oldest_age
+                .set(stats.oldest_queued_seconds.unwrap_or(0.0));
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut text, &self.registry);
         text
     }
 
+    /// Counts one delivery the gateway made while the caller waited.
+    pub(crate) fn delivered(&self, result: &Result<Sent, Error>, took: Duration) {
+        match result {
+            Ok(sent) => self.record("sent", Some(&sent.receipt), took),
+            // transient, permanent, configuration or io
+            Err(error) => self.record(error.kind(), None, took),
+        }
+    }
+
     /// Counts one delivery: its outcome, its time, and the recipients its
     /// receipt lists.
-    pub(crate) fn delivered(&self, result: &Result<Sent, Error>, took: Duration) {
+    fn record(&self, outcome: &'static str, receipt: Option<&Receipt>, took: Duration) {
         let transport = self.transport;
-        let outcome = match result {
-            Ok(_) => "sent",
-            // transient, permanent, configuration or io
-            Err(error) => error.kind(),
-        };
         self.deliveries
             .get_or_create(&DeliveryLabels { transport, outcome })
             .inc();
         self.delivery_duration
             .get_or_create(&TransportLabels { transport })
             .observe(took.as_secs_f64());
-        if let Ok(sent) = result {
+        if let Some(receipt) = receipt {
             for (outcome, count) in [
-                ("accepted", sent.receipt.accepted.len()),
-                ("refused", sent.receipt.rejected.len()),
+                ("accepted", receipt.accepted.len()),
+                ("refused", receipt.rejected.len()),
             ] {
                 self.recipients
                     .get_or_create(&OutcomeLabels { outcome })
@@ -315,10 +359,71 @@ impl Drop for InFlight {
     }
 }
 
+/// A transport whose deliveries the metrics count: the queue's workers
+/// deliver through it.
+pub(crate) struct Counted {
+    inner: Arc<dyn Transport>,
+    metrics: Arc<Metrics>,
+}
+
+impl Counted {
+    pub(crate) fn new(inner: Arc<dyn Transport>, metrics: Arc<Metrics>) -> Self {
+        Counted { inner, metrics }
+    }
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for Counted {
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &Composed,
+    ) -> Result<Receipt, TransportError> {
+        let started = Instant::now();
+        let result = self.inner.send(envelope, message).await;
+        match &result {
+            Ok(receipt) => self
+                .metrics
+                .record("sent", Some(receipt), started.elapsed()),
+            Err(error) => self
+                .metrics
+                .record(error.kind().label(), None, started.elapsed()),
+        }
+        result
+    }
+
+    async fn ready(&self) -> Result<(), TransportError> {
+        self.inner.ready().await
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+/// How long a scrape waits for the queue's counts.
+const QUEUE_STATS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    let queue = match &gateway.queue {
+        // A database that does not answer leaves the queue's gauges as they
+        // were; /readyz tells that it is down.
+        Some(queue) => tokio::time::timeout(QUEUE_STATS_TIMEOUT, queue.stats())
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
     let sample = Sample {
         body_bytes_inflight: gateway.bodies.in_use(),
+        queue,
     };
     (
         [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],

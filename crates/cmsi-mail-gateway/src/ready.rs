@@ -1,8 +1,8 @@
 //! `/readyz`: whether this node can deliver, for a load balancer. The
-//! transport is asked ([`Transport::ready`](cmsi_mail::Transport::ready)) at
-//! most once per `ready_cache_secs`, and probes that arrive while it is asked
-//! wait for that answer instead of asking again: probing often cannot make
-//! the relay busy.
+//! transport is asked ([`Transport::ready`](cmsi_mail::Transport::ready)),
+//! and with a queue its database, at most once per `ready_cache_secs`; probes
+//! that arrive while they are asked wait for that answer instead of asking
+//! again: probing often cannot make the relay busy.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,11 +38,35 @@ impl Unready {
     }
 }
 
-/// The last answer and when it was found.
+/// The last answers and when they were found.
 #[derive(Debug)]
 struct Checked {
     at: Instant,
-    result: Result<(), Unready>,
+    result: Checks,
+}
+
+/// The transport's answer, and the queue's database's when there is a queue.
+#[derive(Debug, Clone)]
+struct Checks {
+    transport: Result<(), Unready>,
+    queue: Option<Result<(), Unready>>,
+}
+
+impl Checks {
+    fn ready(&self) -> bool {
+        self.transport.is_ok() && self.queue.as_ref().is_none_or(Result::is_ok)
+    }
+}
+
+fn report(check: &Result<(), Unready>) -> serde_json::Value {
+    match check {
+        Ok(()) => json!({"status": "ok"}),
+        Err(unready) => json!({
+            "status": "failed",
+            "kind": unready.kind,
+            "message": unready.message,
+        }),
+    }
 }
 
 /// The cached readiness of the transport.
@@ -62,10 +86,10 @@ impl Readiness {
 }
 
 impl Gateway {
-    /// The transport's readiness, from the cache while it is fresh. The lock
-    /// is held while the transport is asked, so concurrent probes share one
-    /// check.
-    async fn transport_ready(&self) -> Result<(), Unready> {
+    /// The transport's readiness (and the queue's, with a queue), from the
+    /// cache while it is fresh. The lock is held while they are asked, so
+    /// concurrent probes share one check.
+    async fn checks(&self) -> Checks {
         let mut last = self.readiness.last.lock().await;
         if let Some(checked) = last.as_ref()
             && checked.at.elapsed() < self.readiness.cache_for
@@ -73,7 +97,7 @@ impl Gateway {
             return checked.result.clone();
         }
         let transport = self.mailer.transport();
-        let result = match tokio::time::timeout(CHECK_TIMEOUT, transport.ready()).await {
+        let transport = match tokio::time::timeout(CHECK_TIMEOUT, transport.ready()).await {
             Ok(result) => result.map_err(Unready::of),
             Err(_) => Err(Unready {
                 kind: "transient",
@@ -83,9 +107,24 @@ impl Gateway {
                 ),
             }),
         };
-        if let Err(unready) = &result {
-            tracing::warn!(kind = unready.kind, reason = %unready.message, "not ready");
+        let queue = match &self.queue {
+            Some(queue) => Some(queue.ping().await.map_err(|error| Unready {
+                kind: if error.is_unavailable() {
+                    "unavailable"
+                } else {
+                    "failed"
+                },
+                // The queue's errors show the URL without its password.
+                message: error.to_string(),
+            })),
+            None => None,
+        };
+        for (check, result) in [("transport", Some(&transport)), ("queue", queue.as_ref())] {
+            if let Some(Err(unready)) = result {
+                tracing::warn!(check, kind = unready.kind, reason = %unready.message, "not ready");
+            }
         }
+        let result = Checks { transport, queue };
         *last = Some(Checked {
             at: Instant::now(),
             result: result.clone(),
@@ -95,28 +134,22 @@ impl Gateway {
 }
 
 /// `GET /readyz`: 200 `{"status": "ready", ...}`, or 503 naming the check
-/// that failed.
+/// that failed (the transport, or with a queue the queue's database).
 pub(crate) async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
-    match gateway.transport_ready().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(json!({
-                "status": "ready",
-                "checks": {"transport": {"status": "ok"}},
-            })),
-        )
-            .into_response(),
-        Err(unready) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({
-                "status": "not ready",
-                "checks": {"transport": {
-                    "status": "failed",
-                    "kind": unready.kind,
-                    "message": unready.message,
-                }},
-            })),
-        )
-            .into_response(),
+    let checks = gateway.checks().await;
+    let mut report_of = serde_json::Map::new();
+    report_of.insert("transport".into(), report(&checks.transport));
+    if let Some(queue) = &checks.queue {
+        report_of.insert("queue".into(), report(queue));
     }
+    let (status, word) = if checks.ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    (
+        status,
+        axum::Json(json!({"status": word, "checks": report_of})),
+    )
+        .into_response()
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::directory::DirectoryError;
 use crate::error::{Problem, RequestError};
 use crate::mailer::Sent;
-use crate::transport::{TransportError, TransportErrorKind};
+use crate::transport::TransportError;
 use crate::validate::{UsernameCheck, ValidationError};
 
 /// ESB code for a successful call.
@@ -58,12 +58,7 @@ impl Error {
             Error::Request(_) => "request",
             Error::Directory(_) => "directory",
             Error::Signing(_) => "signing",
-            Error::Transport(transport) => match transport.kind() {
-                TransportErrorKind::Transient => "transient",
-                TransportErrorKind::Permanent => "permanent",
-                TransportErrorKind::Configuration => "configuration",
-                TransportErrorKind::Io => "io",
-            },
+            Error::Transport(transport) => transport.kind().label(),
         }
     }
 

@@ -136,6 +136,19 @@ pub enum TransportErrorKind {
     Io,
 }
 
+impl TransportErrorKind {
+    /// The kind in a word, as the ESB response's `data.kind` and the metrics
+    /// say it: `transient`, `permanent`, `configuration`, `io`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportErrorKind::Transient => "transient",
+            TransportErrorKind::Permanent => "permanent",
+            TransportErrorKind::Configuration => "configuration",
+            TransportErrorKind::Io => "io",
+        }
+    }
+}
+
 impl fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
