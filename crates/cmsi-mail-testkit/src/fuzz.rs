@@ -185,3 +185,25 @@ pub fn replay(target: &str, check: fn(&[u8])) -> usize {
     }
     count
 }
+
+/// Target `json`: arbitrary bytes read by our JSON reader
+/// (`SendMailRequest::from_json`) and by serde_json with the same
+/// `Deserialize`: both accept the same bodies, and read the same request.
+pub fn check_json(data: &[u8]) {
+    let ours = SendMailRequest::from_json(data);
+    // What from_json promises beyond serde_json: an object only, UTF-8 as a
+    // whole (serde_json does not check the strings it skips).
+    let object = data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let reference = std::str::from_utf8(data)
+        .ok()
+        .filter(|_| object)
+        .map(serde_json::from_str::<SendMailRequest<'_>>);
+    match (&ours, &reference) {
+        (Ok(ours), Some(Ok(theirs))) => assert_eq!(ours, theirs, "the two readers disagree"),
+        (Err(_), None | Some(Err(_))) => {}
+        (Ok(ours), _) => panic!("ours accepted what serde_json refuses: {ours:?} / {reference:?}"),
+        (Err(error), Some(Ok(theirs))) => {
+            panic!("ours refused ({error}) what serde_json reads: {theirs:?}")
+        }
+    }
+}

@@ -253,11 +253,112 @@ impl<'de> Reader<'de> {
         Ok(value)
     }
 
-    /// Reads a number with JSON's grammar; `pos` is at its first byte.
-    fn number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
+    /// Skips one value as serde_json ignores an unknown field's: its syntax
+    /// checked, but numbers not converted (no range), `\u` escapes not paired
+    /// into characters, and any depth (an explicit stack, no recursion), so
+    /// that both accept the same requests.
+    fn skip_value(&mut self) -> Result<()> {
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            let Some(byte) = self.peek_non_space() else {
+                return Err(self.eof("EOF while parsing a value"));
+            };
+            let mut after_value = match byte {
+                b'n' => self.literal(b"null").map(|()| true)?,
+                b't' => self.literal(b"true").map(|()| true)?,
+                b'f' => self.literal(b"false").map(|()| true)?,
+                b'-' | b'0'..=b'9' => self.scan_number().map(|_| true)?,
+                b'"' => self.skip_string().map(|()| true)?,
+                b'[' | b'{' => {
+                    self.pos += 1;
+                    open.push(byte);
+                    false
+                }
+                _ => return Err(self.syntax("expected value")),
+            };
+            // After a value, or just inside a bracket: close what ends here.
+            loop {
+                let Some(&frame) = open.last() else {
+                    return Ok(());
+                };
+                let end = if frame == b'[' { b']' } else { b'}' };
+                match self.peek_non_space() {
+                    Some(b',') if after_value => {
+                        self.pos += 1;
+                        break;
+                    }
+                    Some(close) if close == end => {
+                        self.pos += 1;
+                        open.pop();
+                        after_value = true;
+                    }
+                    Some(_) if after_value => {
+                        return Err(self.syntax(if frame == b'[' {
+                            "expected `,` or `]`"
+                        } else {
+                            "expected `,` or `}`"
+                        }));
+                    }
+                    Some(_) => break,
+                    None => return Err(self.eof("EOF while parsing a value")),
+                }
+            }
+            // An object's next member starts with its key.
+            if open.last() == Some(&b'{') {
+                match self.peek_non_space() {
+                    Some(b'"') => self.skip_string()?,
+                    Some(_) => return Err(self.syntax("key must be a string")),
+                    None => return Err(self.eof("EOF while parsing an object")),
+                }
+                match self.peek_non_space() {
+                    Some(b':') => self.pos += 1,
+                    Some(_) => return Err(self.syntax("expected `:`")),
+                    None => return Err(self.eof("EOF while parsing an object")),
+                }
+            }
+        }
+    }
+
+    /// Skips a string (`pos` at its opening quote), checking its escapes'
+    /// syntax only.
+    fn skip_string(&mut self) -> Result<()> {
+        self.pos += 1;
+        loop {
+            self.pos += special_at(self.bytes().get(self.pos..).unwrap_or_default());
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1
+                        }
+                        Some(b'u') => {
+                            self.pos += 1;
+                            self.hex4()?;
+                        }
+                        Some(_) => return Err(self.syntax("invalid escape")),
+                        None => return Err(self.eof("EOF while parsing a string")),
+                    }
+                }
+                Some(_) => {
+                    return Err(self.syntax(
+                        "control character (\\u0000-\\u001F) found while parsing a string",
+                    ));
+                }
+                None => return Err(self.eof("EOF while parsing a string")),
+            }
+        }
+    }
+
+    /// Reads past a number with JSON's grammar (`pos` at its first byte);
+    /// returns where it started and whether it has a fraction or exponent.
+    fn scan_number(&mut self) -> Result<(usize, bool)> {
         let start = self.pos;
-        let negative = self.peek() == Some(b'-');
-        if negative {
+        if self.peek() == Some(b'-') {
             self.pos += 1;
         }
         match self.peek() {
@@ -280,6 +381,13 @@ impl<'de> Reader<'de> {
             }
             self.required_digits()?;
         }
+        Ok((start, float))
+    }
+
+    /// Reads a number with JSON's grammar; `pos` is at its first byte.
+    fn number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
+        let negative = self.peek() == Some(b'-');
+        let (start, float) = self.scan_number()?;
         let text = self.input.get(start..self.pos).unwrap_or_default();
         if !float {
             if negative {
@@ -429,8 +537,8 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        // Read (and so check) the value, keeping nothing of it.
-        de::Deserializer::deserialize_any(&mut *self, de::IgnoredAny)?;
+        // Unknown fields: checked as serde_json checks what it ignores.
+        self.skip_value()?;
         visitor.visit_unit()
     }
 

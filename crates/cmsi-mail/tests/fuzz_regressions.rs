@@ -1,7 +1,9 @@
 //! Every input a fuzzer ever found, replayed through the same property checks as
 //! the fuzz targets (`fuzz/regressions/TARGET/`), plus the seed corpora.
 
-use cmsi_mail_testkit::fuzz::{check_address_list, check_header, check_request, replay};
+use cmsi_mail_testkit::fuzz::{
+    check_address_list, check_header, check_json, check_request, replay,
+};
 
 #[test]
 fn request_inputs() {
@@ -16,4 +18,9 @@ fn address_list_inputs() {
 #[test]
 fn header_inputs() {
     assert!(replay("header", check_header) > 0);
+}
+
+#[test]
+fn json_inputs() {
+    assert!(replay("json", check_json) > 0);
 }
