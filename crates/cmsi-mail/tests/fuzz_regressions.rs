@@ -17,3 +17,8 @@ fn address_list_inputs() {
 fn header_inputs() {
     assert!(replay("header", check_header) > 0);
 }
+
+#[test]
+fn dkim_key_inputs() {
+    assert!(replay("dkim_key", cmsi_mail_testkit::dkim::check_dkim_key) > 0);
+}
