@@ -1,5 +1,7 @@
 //! DKIM test keys and two verifiers we did not write: Python's dkimpy and
-//! mail-auth's own, each given the test key's DNS record directly.
+//! mail-auth's own, each given the test key's DNS record directly; and the
+//! property of fuzz target `dkim_key`. mail-auth is a dependency of this test
+//! kit only (feature `dkim`), never of a product crate.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -169,4 +171,25 @@ pub fn mail_auth_verify(message: &[u8], domain: &str, selector: &str, record: &s
                 .iter()
                 .all(|output| output.result() == &DkimResult::Pass)
     })
+}
+
+/// The property of fuzz target `dkim_key`: `DkimSigner::from_pem` never
+/// panics on `data` (the key file is untrusted input), and a key it accepts
+/// signs a fixed message that mail-auth's verifier accepts under the key's
+/// own record, in our wire format.
+pub fn check_dkim_key(data: &[u8]) {
+    let Ok(signer) = cmsi_mail::DkimSigner::from_pem(data, "example.com", "fuzz", None) else {
+        return;
+    };
+    let message = b"From: =?utf-8?B?6JOd6bK455uR5o6n?= <noreply@example.com>\r\n\
+        To: ops@example.com\r\nSubject: key check\r\n\r\nbody  with\truns \r\n\r\n";
+    let header = signer.signature(message).expect("an accepted key signs");
+    let signed = [header.as_bytes(), message].concat();
+    let problems = crate::oracle::wire_violations(&signed);
+    assert!(problems.is_empty(), "wire format: {problems:?}");
+    assert!(
+        mail_auth_verify(&signed, "example.com", "fuzz", &signer.dns_record()),
+        "mail-auth refuses the signature of an accepted {} key:\n{header}",
+        signer.algorithm()
+    );
 }

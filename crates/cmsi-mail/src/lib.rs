@@ -24,7 +24,7 @@
 //! Where the code lives: `request.rs` (1), `validate/` (2, with `base64.rs`,
 //! `content_id.rs` and `content_type.rs`), `message.rs` (the validated model),
 //! `compose/` (3: `tree.rs`, `headers.rs`, `params.rs`, `words.rs`, `text.rs`,
-//! `encode.rs`), `dkim.rs` (3, feature `dkim`), `transport.rs` and `retry.rs`
+//! `encode.rs`), `dkim/` (3, feature `dkim`: `canonical.rs`, `key.rs`), `transport.rs` and `retry.rs`
 //! (4), `address/` (mailboxes, the ESB's list fields, the envelope),
 //! `directory.rs`, `mailer.rs`, `esb.rs`.
 

@@ -24,3 +24,8 @@ fn header_inputs() {
 fn json_inputs() {
     assert!(replay("json", check_json) > 0);
 }
+
+#[test]
+fn dkim_key_inputs() {
+    assert!(replay("dkim_key", cmsi_mail_testkit::dkim::check_dkim_key) > 0);
+}
