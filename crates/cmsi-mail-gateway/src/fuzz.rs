@@ -7,8 +7,8 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue};
 use cmsi_mail::SendMailRequest;
-use serde_json::Value;
 use cmsi_mail::split_username_list;
+use serde_json::Value;
 
 use crate::auth::{AUTHORIZATION_HEADER, Credentials};
 use crate::pipeline::{Encoding, Fields};
