@@ -258,8 +258,16 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
+        let shown = |error: &toml::de::Error, key: Option<String>| {
+            anyhow::anyhow!("{}: {}", path.display(), toml_error(&text, error, key))
+        };
+        let deserializer =
+            toml::de::Deserializer::parse(&text).map_err(|error| shown(&error, None))?;
         let mut config: Config =
-            toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                let key = error.path().to_string();
+                shown(error.inner(), Some(key))
+            })?;
         config.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         // A key that cannot be read stops the start, before anything else.
         config.signer = config.load_dkim()?;
@@ -472,5 +480,45 @@ impl Config {
                 Box::new(SesTransport::from_settings(&settings).await?)
             }
         })
+    }
+}
+
+/// A TOML error by line, column and key, without the line itself: the line
+/// may hold a password (`[queue] url`, `[smtp] password`).
+fn toml_error(text: &str, error: &toml::de::Error, key: Option<String>) -> String {
+    let message = error.message().trim_end();
+    let key = key
+        .filter(|key| !key.is_empty() && key != ".")
+        .map(|key| format!("{key}: "))
+        .unwrap_or_default();
+    let Some(span) = error.span() else {
+        return format!("{key}{message}");
+    };
+    let before = text.as_bytes().get(..span.start).unwrap_or(text.as_bytes());
+    let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |at| at + 1);
+    let column = String::from_utf8_lossy(before.get(line_start..).unwrap_or_default())
+        .chars()
+        .count()
+        + 1;
+    format!("line {line}, column {column}: {key}{message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toml_error_names_the_place_not_the_line() {
+        let text = "[server]\n\n[queue]\nurl = postgres://mail:s3cret@db/x\n";
+        let error = toml::from_str::<Config>(text).unwrap_err();
+        // toml's own message quotes the line, password and all.
+        assert!(error.to_string().contains("s3cret"), "{error}");
+        let shown = toml_error(text, &error, None);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.starts_with("line 4, column "), "{shown}");
     }
 }

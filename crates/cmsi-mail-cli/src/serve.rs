@@ -51,13 +51,22 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let transport: Arc<dyn Transport> = Arc::from(args.delivery.transport(&config).await?);
     let tenants = config.tenant_mailers(&transport)?;
     let mailer = config.mailer(Box::new(Arc::clone(&transport)))?;
-    let queue =
-        match config.configured_queue() {
-            Some(settings) => Some(Queue::connect(&settings).await.with_context(|| {
+    let queue = match config.configured_queue() {
+        Some(mut settings) => {
+            // Each delivery slot may hold a connection while it stores
+            // its message, besides the workers, their listener and
+            // housekeeping: a busy gateway must not look like a database
+            // outage.
+            if settings.max_connections.is_none() {
+                let wanted = settings.workers() + config.server.max_concurrent_deliveries() + 2;
+                settings.max_connections = Some(u32::try_from(wanted).unwrap_or(u32::MAX));
+            }
+            Some(Queue::connect(&settings).await.with_context(|| {
                 format!("cannot open the queue at {}", redact_url(&settings.url))
-            })?),
-            None => None,
-        };
+            })?)
+        }
+        None => None,
+    };
 
     let listen = args.listen.unwrap_or_else(|| config.server.listen());
     let listener = tokio::net::TcpListener::bind(listen)

@@ -493,13 +493,13 @@ fn a_malformed_quota_stops_the_start_naming_the_key() {
         (
             "[apps.monitor]\nsecret = \"s3cret\"\nrate = \"10/x\"\n",
             [
-                "rate = \"10/x\"",
+                "line 3, column 8: apps.monitor.rate: ",
                 "\"10/x\" is not a rate: write N/s, N/m or N/h",
             ],
         ),
         (
             "[server]\nrate = \"fast\"\n[apps.monitor]\nsecret = \"s3cret\"\n",
-            ["rate = \"fast\"", "\"fast\" is not a rate"],
+            ["line 2, column 8: server.rate: ", "\"fast\" is not a rate"],
         ),
         (
             "[apps.monitor]\nsecret = \"s3cret\"\nburst = 5\n",

@@ -196,6 +196,7 @@ impl<'a> Credentials<'a> {
                 "bk_app_secret" => &mut credentials.bk_app_secret,
                 "bk_token" => &mut credentials.bk_token,
                 "bk_username" => &mut credentials.bk_username,
+                "access_token" => &mut credentials.access_token,
                 _ => continue,
             };
             if slot.is_some() {

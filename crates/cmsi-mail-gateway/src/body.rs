@@ -14,6 +14,11 @@ use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+/// What a body with a declared length reserves before its first byte: enough
+/// for most requests in one step, little enough that the connection cap times
+/// this stays well inside the budget. Never more than a 64th of the budget.
+pub(crate) const FIRST_RESERVATION: usize = 64 * 1024;
+
 /// A body read in full, and its share of the budget (given back on drop).
 #[derive(Debug)]
 pub(crate) struct ReadBody {
@@ -45,6 +50,8 @@ pub(crate) struct BodyReader {
     budget: Arc<Semaphore>,
     /// The budget's size, for [`BodyReader::in_use`].
     capacity: usize,
+    /// [`FIRST_RESERVATION`], or a 64th of a smaller budget.
+    first_reservation: usize,
     stall: Duration,
     deadline: Duration,
 }
@@ -61,6 +68,7 @@ impl BodyReader {
             max_body_bytes,
             budget: Arc::new(Semaphore::new(capacity)),
             capacity,
+            first_reservation: FIRST_RESERVATION.min(capacity / 64).max(1),
             stall,
             deadline,
         }
@@ -72,8 +80,11 @@ impl BodyReader {
             .saturating_sub(self.budget.available_permits())
     }
 
-    /// Reads `body` in full. A declared `Content-Length` is reserved from the
-    /// budget before anything is read; a chunked body reserves frame by frame.
+    /// Reads `body` in full, reserving from the budget as the bytes arrive:
+    /// at first up to [`FIRST_RESERVATION`] (a 64th of a smaller budget), then doubling (never past a
+    /// declared `Content-Length`), so that a client holds at most twice what
+    /// it has sent. A declared length is not reserved up front: announcing
+    /// 32 MiB and sending nothing must not take 32 MiB of the budget.
     pub(crate) async fn read(
         &self,
         headers: &HeaderMap,
@@ -87,8 +98,9 @@ impl BodyReader {
             return Err(BodyError::TooLarge(self.max_body_bytes));
         }
         let deadline = Instant::now() + self.deadline;
-        let mut reserved = self.reserve(None, declared.unwrap_or(0), deadline).await?;
-        let mut buffer = Vec::with_capacity(declared.unwrap_or(0));
+        let first = declared.map_or(0, |len| len.min(self.first_reservation));
+        let mut reserved = self.reserve(None, first, deadline).await?;
+        let mut buffer = Vec::with_capacity(first);
         let mut body = body;
         loop {
             let wait = self
@@ -109,9 +121,13 @@ impl BodyReader {
             }
             let have = held(&reserved);
             if len > have {
-                // Chunked (or more than declared): grow by doubling, and hold
-                // in the budget exactly what the buffer takes.
-                let target = len.max(have * 2).min(self.max_body_bytes);
+                // Grow by doubling up to the declared length (hyper refuses a
+                // body longer than declared), and hold in the budget exactly
+                // what the buffer takes.
+                let ceiling = declared
+                    .filter(|&declared| declared >= len)
+                    .unwrap_or(self.max_body_bytes);
+                let target = len.max(have.saturating_mul(2)).min(ceiling);
                 reserved = self.reserve(reserved, target - have, deadline).await?;
                 buffer.reserve_exact(target - buffer.len());
             }

@@ -21,7 +21,10 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cmsi_mail::{Composed, Envelope, Error, Receipt, Sent, Transport, TransportError};
+use cmsi_mail::{
+    CODE_BACKEND_FAILED, CODE_BAD_REQUEST, CODE_OK, CODE_RATE_LIMITED, Composed, Envelope, Error,
+    Receipt, Sent, Transport, TransportError,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -41,6 +44,10 @@ const DURATION_BUCKETS: [f64; 14] = [
 
 /// The label value for a request whose app is not known (or not configured).
 const NO_APP: &str = "-";
+
+/// The label value for a code a channel server answered with (relayed as it
+/// is to the caller, but not a label: it could be anything).
+const RELAYED_CODE: &str = "relayed";
 
 /// The label value for the transport when the embedding program names none.
 pub(crate) const UNNAMED_TRANSPORT: &str = "-";
@@ -309,6 +316,15 @@ pub(crate) struct Answered {
     pub(crate) code: String,
 }
 
+/// `code` as a label value: our own ESB codes, every other one as
+/// [`RELAYED_CODE`].
+fn code_label(code: &str) -> String {
+    match code {
+        CODE_OK | CODE_BAD_REQUEST | CODE_BACKEND_FAILED | CODE_RATE_LIMITED => code.to_owned(),
+        _ => RELAYED_CODE.to_owned(),
+    }
+}
+
 /// Counts an API request: in flight while it is answered (also when the
 /// client goes away meanwhile), then by app, route and code, and its time.
 pub(crate) async fn observe(
@@ -330,7 +346,7 @@ pub(crate) async fn observe(
             .get_or_create(&RequestLabels {
                 app,
                 route: answered.route,
-                code: answered.code.clone(),
+                code: code_label(&answered.code),
             })
             .inc();
         metrics

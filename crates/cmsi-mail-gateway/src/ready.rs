@@ -108,15 +108,26 @@ impl Gateway {
             }),
         };
         let queue = match &self.queue {
-            Some(queue) => Some(queue.ping().await.map_err(|error| Unready {
-                kind: if error.is_unavailable() {
-                    "unavailable"
-                } else {
-                    "failed"
+            Some(queue) => Some(
+                match tokio::time::timeout(CHECK_TIMEOUT, queue.ping()).await {
+                    Ok(result) => result.map_err(|error| Unready {
+                        kind: if error.is_unavailable() {
+                            "unavailable"
+                        } else {
+                            "failed"
+                        },
+                        // The queue's errors show the URL without its password.
+                        message: error.to_string(),
+                    }),
+                    Err(_) => Err(Unready {
+                        kind: "unavailable",
+                        message: format!(
+                            "the queue database did not answer the check within {} s",
+                            CHECK_TIMEOUT.as_secs()
+                        ),
+                    }),
                 },
-                // The queue's errors show the URL without its password.
-                message: error.to_string(),
-            })),
+            ),
             None => None,
         };
         for (check, result) in [("transport", Some(&transport)), ("queue", queue.as_ref())] {

@@ -229,22 +229,21 @@ async fn cleartext_http2_is_not_spoken() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_full_body_budget_answers_503_not_forever() {
-    let server = Server::start(ServerConfig {
-        max_body_bytes: Some(100_000),
-        max_inflight_body_bytes: Some(200_000),
-        body_timeout_secs: Some(2),
-        ..ServerConfig::default()
-    })
-    .await;
-    // Two clients hold the whole budget, sending a byte now and then so that
-    // they never stall.
+/// Clients that each declare `Content-Length: 100000`, send `sent` bytes of
+/// it, then a byte now and then so that they never stall.
+async fn body_holders(
+    server: &Server,
+    count: usize,
+    sent: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut holders = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..count {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        let head = format!("POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{");
-        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut head =
+            format!("POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{")
+                .into_bytes();
+        head.resize(head.len() + sent.saturating_sub(1), b' ');
+        stream.write_all(&head).await.unwrap();
         holders.push(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -254,6 +253,48 @@ async fn a_full_body_budget_answers_503_not_forever() {
             }
         }));
     }
+    holders
+}
+
+#[tokio::test]
+async fn a_declared_length_alone_holds_no_budget() {
+    let server = Server::start(ServerConfig {
+        max_body_bytes: Some(100_000),
+        max_inflight_body_bytes: Some(200_000),
+        body_timeout_secs: Some(2),
+        ..ServerConfig::default()
+    })
+    .await;
+    // Eight clients announce 800 000 bytes, four times the budget, and send
+    // one byte each: they hold what they sent, rounded up to the first
+    // reservation, not what they announced.
+    let holders = body_holders(&server, 8, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let reply = post(&server, &authenticated(json!({}))).await;
+    assert_eq!(reply["result"], true, "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    for holder in holders {
+        holder.abort();
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_body_budget_answers_503_not_forever() {
+    let server = Server::start(ServerConfig {
+        max_body_bytes: Some(100_000),
+        max_inflight_body_bytes: Some(200_000),
+        body_timeout_secs: Some(2),
+        ..ServerConfig::default()
+    })
+    .await;
+    // Two clients hold the whole budget with bodies they have almost sent.
+    let holders = body_holders(&server, 2, 99_000).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let reply = reqwest::Client::new()
         .post(server.url(PATH))

@@ -16,6 +16,12 @@ pub enum Error {
     /// during the final commit leaves that unknown).
     #[error("the queue database is unreachable: {0}")]
     Unavailable(sqlx::Error),
+    /// The database took longer than `query_timeout_seconds` (seconds here):
+    /// it stopped answering in the middle of an operation. Whether an accept
+    /// that timed out was stored is unknown (as with a connection lost during
+    /// the commit); its `Idempotency-Key`, repeated, tells.
+    #[error("the queue database did not answer within {0} s")]
+    TimedOut(u64),
     /// The database answered with an error.
     #[error("queue database error: {0}")]
     Database(sqlx::Error),
@@ -50,7 +56,7 @@ impl Error {
     /// with an error: what a readiness check reports. Either way a gateway
     /// answers `1306201`, except for [`Error::IdempotencyKey`] (`1306000`).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Unavailable(_) | Error::TimedOut(_))
             || matches!(self, Error::Migrate(sqlx::migrate::MigrateError::Execute(error)) if unreachable(error))
     }
 }

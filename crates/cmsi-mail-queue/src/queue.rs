@@ -156,10 +156,26 @@ impl Queue {
         &self.settings
     }
 
-    /// Whether the database answers: for a readiness check.
+    /// Whether the database answers: for a readiness check. Fails as
+    /// unreachable after `query_timeout_seconds` at most.
     pub async fn ping(&self) -> Result<(), Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.within_query_timeout(async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `operation`, or [`Error::TimedOut`] when it takes longer than
+    /// `query_timeout_seconds` (dropping it rolls back an open transaction).
+    async fn within_query_timeout<T>(
+        &self,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let limit = self.settings.query_timeout();
+        tokio::time::timeout(limit, operation)
+            .await
+            .unwrap_or_else(|_| Err(Error::TimedOut(limit.as_secs())))
     }
 
     /// Stores a composed message for delivery, in one transaction, and
@@ -173,9 +189,29 @@ impl Queue {
     /// Errors: [`Error::IdempotencyKey`] for a key that is not 1–255 printable
     /// ASCII characters (the caller's fault); [`Error::Unavailable`] when the
     /// database cannot be reached (within about `connect_timeout_seconds`);
+    /// [`Error::TimedOut`] when it stops answering (`query_timeout_seconds`);
     /// [`Error::DuplicateMessageId`] when this Message-ID is already queued;
     /// [`Error::Database`] otherwise.
     pub async fn accept(
+        &self,
+        app_code: &str,
+        idempotency_key: Option<&str>,
+        envelope: &Envelope,
+        composed: &Composed,
+        response: &Value,
+    ) -> Result<Accepted, Error> {
+        self.within_query_timeout(self.store(
+            app_code,
+            idempotency_key,
+            envelope,
+            composed,
+            response,
+        ))
+        .await
+    }
+
+    /// [`Queue::accept`] without its time limit.
+    async fn store(
         &self,
         app_code: &str,
         idempotency_key: Option<&str>,

@@ -23,6 +23,9 @@ pub const DEFAULT_RETRY_BASE_SECONDS: f64 = 180.0;
 pub const DEFAULT_RETRY_MAX_SECONDS: f64 = 12.0 * 3600.0;
 /// Default seconds to wait for the database before calling it unreachable.
 pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: f64 = 1.5;
+/// Default seconds an accept or a check may take, connection included,
+/// before it fails as unreachable.
+pub const DEFAULT_QUERY_TIMEOUT_SECONDS: f64 = 30.0;
 /// Default seconds a worker given the stop signal lets a delivery in
 /// progress finish before it abandons it and returns the message.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: f64 = 20.0;
@@ -79,7 +82,13 @@ pub struct QueueSettings {
     /// as unreachable (default 1.5).
     #[serde(default)]
     pub connect_timeout_seconds: Option<f64>,
-    /// Database connections per process (default: workers + 8).
+    /// Seconds an accept (storing up to a 40 MB message) or a check may take
+    /// in all before it fails as unreachable: a database that stops answering
+    /// in the middle of a statement (default 30).
+    #[serde(default)]
+    pub query_timeout_seconds: Option<f64>,
+    /// Database connections per process (default: workers + 8; under
+    /// `cmsi-mail serve`, workers + the gateway's concurrent deliveries + 2).
     #[serde(default)]
     pub max_connections: Option<u32>,
     /// Seconds a delivery in progress may take to finish after the stop
@@ -104,6 +113,7 @@ impl QueueSettings {
             retry_base_seconds: None,
             retry_max_seconds: None,
             connect_timeout_seconds: None,
+            query_timeout_seconds: None,
             max_connections: None,
             shutdown_grace_seconds: None,
         }
@@ -173,6 +183,16 @@ impl QueueSettings {
         .max(Duration::from_millis(100))
     }
 
+    /// How long an accept or a check may take in all (at least the connect
+    /// timeout).
+    pub fn query_timeout(&self) -> Duration {
+        seconds(
+            self.query_timeout_seconds
+                .unwrap_or(DEFAULT_QUERY_TIMEOUT_SECONDS),
+        )
+        .max(self.connect_timeout())
+    }
+
     /// Database connections per process.
     pub fn max_connections(&self) -> u32 {
         self.max_connections
@@ -209,14 +229,23 @@ impl std::fmt::Debug for QueueSettings {
             .field("retry_base_seconds", &self.retry_base_seconds)
             .field("retry_max_seconds", &self.retry_max_seconds)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("query_timeout_seconds", &self.query_timeout_seconds)
             .field("max_connections", &self.max_connections)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .finish()
     }
 }
 
-/// A negative, infinite or NaN number of seconds counts as none.
+/// The longest duration a setting can mean (ten years): more is taken as
+/// this, so that adding it to the clock can never overflow.
+const LONGEST: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A negative or NaN number of seconds counts as none, more than ten years
+/// (or infinity) as ten years.
 fn seconds(value: f64) -> Duration {
+    if value >= LONGEST.as_secs_f64() {
+        return LONGEST;
+    }
     Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
 }
 
@@ -232,9 +261,16 @@ pub fn redact_url(url: &str) -> String {
         None => ("", url),
     };
     // The user information ends at the last `@` before the query: a password
-    // may hold `/` or `@` when written without percent-encoding.
+    // may hold `/` or `@` when written without percent-encoding. A password
+    // may hold `?` or `#` too: with no `@` before the first of them, the last
+    // `@` anywhere ends it (which hides too much rather than too little when
+    // that `@` is in the query).
     let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
-    let (authority, path) = match rest.get(..query_start).and_then(|head| head.rfind('@')) {
+    let at = rest
+        .get(..query_start)
+        .and_then(|head| head.rfind('@'))
+        .or_else(|| rest.rfind('@'));
+    let (authority, path) = match at {
         Some(at) => {
             let (userinfo, after) = rest.split_at(at);
             let userinfo = match userinfo.find(':') {
@@ -286,6 +322,22 @@ mod tests {
             (
                 "postgres://db/cmsi?user=mail&password=s3cret&sslmode=verify-full",
                 "postgres://db/cmsi?user=mail&password=***&sslmode=verify-full",
+            ),
+            (
+                "postgres://mail:pa?ss@db/cmsi",
+                "postgres://mail:***@db/cmsi",
+            ),
+            (
+                "postgres://mail:pa#ss@db/cmsi?password=x",
+                "postgres://mail:***@db/cmsi?password=***",
+            ),
+            (
+                "postgres://mail:p?s@db/cmsi?application_name=a@b",
+                "postgres://mail:***@b",
+            ),
+            (
+                "postgres://db/cmsi?application_name=a@b",
+                "postgres://db/cmsi?application_name=a@b",
             ),
             ("postgres://mail@db/cmsi", "postgres://mail@db/cmsi"),
             ("postgres:///cmsi", "postgres:///cmsi"),

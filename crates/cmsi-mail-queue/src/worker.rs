@@ -9,11 +9,13 @@
 //! once its lease runs out. Every later update names the token, so a worker
 //! that lost its lease cannot overwrite what another worker recorded.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cmsi_mail::{Composed, Envelope, Mailbox, Receipt, RetryPolicy, Transport, TransportError};
+use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
@@ -184,11 +186,13 @@ impl Lease {
         }
     }
 
-    /// Pushes the lease end forward every third of the lease, until aborted.
+    /// Pushes the lease end forward every third of the lease (a second after
+    /// a renewal that failed), until aborted; returns when the lease is lost.
     async fn keep(self) {
         let lease = self.queue.settings.lease();
+        let mut wait = lease / 3;
         loop {
-            sleep(lease / 3).await;
+            sleep(wait).await;
             let renewed = sqlx::query(
                 "UPDATE cmsi_mail_message
                  SET locked_until = now() + make_interval(secs => $3),
@@ -201,17 +205,34 @@ impl Lease {
             .execute(&self.queue.pool)
             .await;
             match renewed {
-                Ok(done) if done.rows_affected() == 0 => {
+                Ok(done) if done.rows_affected() == 0 => return,
+                Ok(_) => wait = lease / 3,
+                Err(error) => {
                     tracing::warn!(message_id = %self.message_id,
-                        "lost the lease while delivering: another worker may deliver it too");
-                    return;
+                        error = %Error::from(error), "cannot renew the lease");
+                    wait = Duration::from_secs(1).min(lease / 3);
                 }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(message_id = %self.message_id,
-                    error = %Error::from(error), "cannot renew the lease"),
             }
         }
     }
+}
+
+/// The lease renewer's task, aborted when dropped: also when the delivery
+/// panics, so that no renewer outlives its attempt.
+struct Renewer(JoinHandle<()>);
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How the wait for a delivery ended.
+enum Attempt {
+    /// The delivery's result; none when it was stopped.
+    Done(Option<Result<Receipt, TransportError>>),
+    /// The renewer found the row no longer ours.
+    LeaseLost,
 }
 
 /// How an attempt ended.
@@ -360,27 +381,37 @@ impl Shared {
         // Renewed on a task of its own, so that a slow database never pauses
         // the delivery; a renewal still on its way when the outcome is
         // recorded finds the row no longer ours and changes nothing.
-        let renewer = tokio::spawn(Lease::of(&job, &self.queue).keep());
+        let mut renewer = Renewer(tokio::spawn(Lease::of(&job, &self.queue).keep()));
         let grace = sleep(Duration::ZERO);
         tokio::pin!(grace);
         let mut stopping = false;
         let result = loop {
             tokio::select! {
-                result = &mut work => break result,
+                result = &mut work => break Attempt::Done(result),
+                _ = &mut renewer.0 => break Attempt::LeaseLost,
                 () = stopped(stop), if !stopping => {
                     stopping = true;
                     grace.as_mut().reset(Instant::now() + settings.shutdown_grace());
                 }
-                () = &mut grace, if stopping => break None,
+                () = &mut grace, if stopping => break Attempt::Done(None),
             }
         };
-        renewer.abort();
+        drop(renewer);
         let outcome = match result {
+            // Another worker has the message now: dropping the delivery ends
+            // its SMTP transaction before the final dot, or it never started.
+            Attempt::LeaseLost => {
+                tracing::warn!(message_id = %job.message_id,
+                    "lost the lease while delivering: the attempt is abandoned, another worker delivers");
+                return;
+            }
             // Stopped while waiting for the pace, or out of grace: dropping the
             // delivery ends its SMTP transaction before the final dot.
-            None => return self.release(&job, started.load(Ordering::Relaxed)).await,
-            Some(Ok(receipt)) => Outcome::Sent(receipt),
-            Some(Err(error)) => self.judge(&job, &error),
+            Attempt::Done(None) => {
+                return self.release(&job, started.load(Ordering::Relaxed)).await;
+            }
+            Attempt::Done(Some(Ok(receipt))) => Outcome::Sent(receipt),
+            Attempt::Done(Some(Err(error))) => self.judge(&job, &error),
         };
         self.finish(&job, outcome).await;
     }
@@ -513,8 +544,8 @@ impl Shared {
                 .bind(job.id)
                 .bind(job.lease)
                 .bind(&receipt.accepted)
-                .bind(serde_json::to_string(&receipt.rejected).unwrap_or_else(|_| "[]".into()))
-                .bind(&receipt.transport_id)
+                .bind(storable_json(&receipt.rejected))
+                .bind(receipt.transport_id.as_deref().map(storable))
                 .execute(pool)
                 .await?
             }
@@ -528,7 +559,7 @@ impl Shared {
                 .bind(job.id)
                 .bind(job.lease)
                 .bind(after.as_secs_f64())
-                .bind(reason)
+                .bind(storable(reason))
                 .execute(pool)
                 .await?
             }
@@ -541,7 +572,7 @@ impl Shared {
                 )
                 .bind(job.id)
                 .bind(job.lease)
-                .bind(reason)
+                .bind(storable(reason))
                 .execute(pool)
                 .await?
             }
@@ -606,6 +637,31 @@ impl Shared {
     }
 }
 
+/// Text as PostgreSQL can store it: TEXT and JSONB hold no NUL, and a relay's
+/// reply may carry one (it becomes U+FFFD).
+fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// `value` as JSON text for a JSONB column, its strings [`storable`].
+fn storable_json(value: &impl serde::Serialize) -> String {
+    fn clean(value: &mut Value) {
+        match value {
+            Value::String(text) if text.contains('\0') => *text = storable(text).into_owned(),
+            Value::Array(items) => items.iter_mut().for_each(clean),
+            Value::Object(fields) => fields.values_mut().for_each(clean),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
+    clean(&mut value);
+    value.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,5 +689,24 @@ mod tests {
         assert_eq!(backoff(&policy, 3, 1.0), secs(50));
         assert_eq!(backoff(&policy, 40, 1.0), secs(100));
         assert_eq!(backoff(&policy, 50, 1.0), None);
+    }
+
+    #[test]
+    fn nul_bytes_of_a_reply_become_storable() {
+        assert_eq!(storable("450 busy\0 now"), "450 busy\u{FFFD} now");
+        assert!(matches!(storable("250 ok"), Cow::Borrowed("250 ok")));
+        let rejected = vec![cmsi_mail::Rejection {
+            recipient: "a@example.com".to_owned(),
+            reason: "550 no\0such \\u0000 user".to_owned(),
+            temporary: false,
+        }];
+        let json = storable_json(&rejected);
+        let back: Value = serde_json::from_str(&json).unwrap();
+        // The NUL is replaced; the text that only looks like one stays.
+        assert_eq!(
+            back[0]["reason"], "550 no\u{FFFD}such \\u0000 user",
+            "{json}"
+        );
+        assert_eq!(back[0]["recipient"], "a@example.com");
     }
 }

@@ -272,6 +272,21 @@ fn not_an_object() -> RequestError {
 
 /// The error of a field at `path`; `broken` when the JSON itself is broken.
 fn path_error(path: String, broken: bool, inner: impl fmt::Display) -> RequestError {
+    // A field given twice is refused by serde at the level of the object
+    // ("duplicate field `content`"): name the field, as the credential scan
+    // does. The name is one of ours (serde reports known fields only).
+    if path == "." && !broken {
+        let message = inner.to_string();
+        if let Some((name, _)) = message
+            .strip_prefix("duplicate field `")
+            .and_then(|rest| rest.split_once('`'))
+        {
+            return RequestError::new(
+                name.to_owned(),
+                Problem::Malformed("is given more than once".to_owned()),
+            );
+        }
+    }
     // Broken JSON is a fault of the whole body, wherever the parser stopped.
     if path == "." || broken {
         return RequestError::new(
@@ -603,6 +618,14 @@ mod tests {
                 "attachments[0].filename",
             ),
             (br#"{"attachments": "[{\"content\": 5}]"}"#, "attachments"),
+            (
+                br#"{"content": null, "title": "t", "content": "c"}"#,
+                "content",
+            ),
+            (
+                br#"{"attachments": [{"content": "", "content": ""}]}"#,
+                "attachments[0]",
+            ),
             (br#"[1, 2]"#, "request"),
             (br#"{"title": "x"} trailing"#, "request"),
             (br#"{"title": "#, "request"),
