@@ -576,6 +576,62 @@ async fn serve_queues_and_mail_status_shows_the_receipt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_msg_and_the_bk_cmsi_api_queue_through_the_same_path() {
+    // The lines after [queue]'s start a table of their own.
+    let setup = Setup::new("[users]\nzhangsan = \"zhangsan@example.com\"\n");
+    let serve = setup.serve();
+    let client = reqwest::Client::new();
+    let credentials = json!({"bk_app_code": "monitor", "bk_app_secret": "s3cret"}).to_string();
+    let mut queued = Vec::new();
+    for (path, body, header) in [
+        (
+            "/api/c/compapi/cmsi/send_msg/",
+            json!({
+                "bk_app_code": "monitor", "bk_app_secret": "s3cret", "bk_username": "admin",
+                "msg_type": "mail", "receiver__username": "zhangsan",
+                "title": "send_msg", "content": "<p>queued</p>",
+            }),
+            None,
+        ),
+        (
+            "/api/bk-cmsi/prod/v1/send_mail/",
+            json!({"receiver": ["zhangsan@example.com"], "title": "v1", "content": "<p>queued</p>"}),
+            Some(credentials.as_str()),
+        ),
+    ] {
+        let mut post = client.post(format!("{}{path}", serve.url)).json(&body);
+        if let Some(header) = header {
+            post = post.header("X-Bkapi-Authorization", header);
+        }
+        let reply = post.send().await.unwrap();
+        assert_eq!(reply.status(), 200, "{path}");
+        let reply: Value = reply.json().await.unwrap();
+        assert_eq!(reply["result"], true, "{path}: {reply}");
+        assert_eq!(reply["data"]["queued"], true, "{path}: {reply}");
+        assert_eq!(
+            reply["data"]["recipients"],
+            json!(["zhangsan@example.com"]),
+            "{path}: {reply}"
+        );
+        queued.push(reply["data"]["message_id"].as_str().unwrap().to_owned());
+    }
+    for message_id in &queued {
+        let status = status_until(&serve.url, message_id, "sent").await;
+        assert_eq!(
+            status["data"]["accepted"],
+            json!(["zhangsan@example.com"]),
+            "{status}"
+        );
+    }
+    let delivered: BTreeSet<String> = message_ids(&setup.smtp).into_iter().collect();
+    let expected: BTreeSet<String> = queued
+        .iter()
+        .map(|id| id.trim_matches(['<', '>']).to_owned())
+        .collect();
+    assert_eq!(delivered, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_refusal_is_failed_in_mail_status_and_queue_list() {
     let setup = Setup::new("");
     let serve = setup.serve();
@@ -648,6 +704,12 @@ async fn a_relay_down_for_20_seconds_loses_and_duplicates_nothing_through_the_ga
         .collect();
     assert_eq!(sent.len(), 100);
     println!("relay down: 100 requests answered 00 in {answered:?}");
+    // Answered while the relay is still down (it stays down for 20 s): the
+    // callers did not wait for it.
+    assert!(
+        answered < Duration::from_secs(10),
+        "100 requests took {answered:?}: they waited for the relay"
+    );
 
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(started.elapsed())).await;
     let relay = SmtpServer::start_on_port(port, SmtpOptions::default());

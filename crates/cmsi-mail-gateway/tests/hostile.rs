@@ -116,20 +116,27 @@ async fn slow_clients_without_credentials_cannot_stop_sending() {
     let server = Server::start(ServerConfig {
         body_timeout_secs: Some(3),
         header_timeout_secs: Some(3),
+        request_timeout_secs: Some(5),
         ..ServerConfig::default()
     })
     .await;
-    // 64 clients that announce a body and send one byte of it, and 64 that
-    // never finish their headers.
-    let mut trickling = Vec::new();
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+    );
+    // 32 clients that announce a body and send one byte of it, 32 that send
+    // a byte every half second (never stalled: only the request deadline
+    // stops them), and 64 that never finish their headers.
+    let mut stalled = Vec::new();
     let mut half_open = Vec::new();
-    for _ in 0..64 {
+    let mut trickling = Vec::new();
+    for client in 0..64 {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        let head = format!(
-            "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
-        );
         stream.write_all(head.as_bytes()).await.unwrap();
-        trickling.push(stream);
+        if client % 2 == 0 {
+            stalled.push(stream);
+        } else {
+            trickling.push(tokio::spawn(trickle(stream)));
+        }
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         stream
             .write_all(format!("POST {PATH} HTTP/1.1\r\nHost: x\r\n").as_bytes())
@@ -150,14 +157,48 @@ async fn slow_clients_without_credentials_cannot_stop_sending() {
 
     // Both kinds are closed within their timeouts (3 s, measured from when
     // they stalled; a second of slack).
-    for stream in trickling.iter_mut().chain(half_open.iter_mut()) {
+    for stream in stalled.iter_mut().chain(half_open.iter_mut()) {
         assert!(
             closed_within(stream, Duration::from_secs(4)).await,
             "a stalled connection is still open"
         );
     }
+    // The tricklers, at the request deadline (5 s from their first byte).
+    for client in trickling {
+        let open_for = client.await.unwrap();
+        assert!(
+            open_for < Duration::from_millis(6500),
+            "a trickling client was served for {open_for:?}"
+        );
+    }
     assert_eq!(server.eml_count(), 1);
     server.stop().await;
+}
+
+/// Sends a byte every half second until the server closes the connection;
+/// returns how long that took.
+async fn trickle(mut stream: TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut buffer = [0u8; 1024];
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buffer) => match read {
+                // The server's 408 comes first, then the end.
+                Ok(n) if n > 0 => {}
+                _ => return started.elapsed(),
+            },
+            _ = tick.tick() => {
+                if stream.write_all(b" ").await.is_err() {
+                    return started.elapsed();
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a trickling client is never cut off"
+        );
+    }
 }
 
 #[tokio::test]

@@ -525,6 +525,36 @@ async fn the_quota_refuses_before_the_body_is_read_or_parsed() {
         (429, &json!("1306429")),
         "{reply}"
     );
+    // The app's quota is one for every route: send_msg and the bk-cmsi API
+    // are refused as well.
+    let client = reqwest::Client::new();
+    let send_msg = request(
+        "monitor",
+        "s3cret",
+        json!({"msg_type": "mail", "receiver__username": "admin"}),
+    );
+    let v1 = json!({"receiver": ["a@example.com"], "title": "t", "content": "c"});
+    for (path, body, header) in [
+        ("/api/c/compapi/v2/cmsi/send_msg/", &send_msg, None),
+        (
+            "/api/bk-cmsi/prod/v1/send_mail/",
+            &v1,
+            Some(json!({"bk_app_code": "monitor", "bk_app_secret": "s3cret"}).to_string()),
+        ),
+    ] {
+        let mut post = client.post(server.url(path)).json(body);
+        if let Some(header) = header {
+            post = post.header("X-Bkapi-Authorization", header);
+        }
+        let reply = post.send().await.unwrap();
+        assert_eq!(reply.status(), 429, "{path}");
+        assert!(reply.headers().contains_key("retry-after"), "{path}");
+        let reply: Value = reply.json().await.unwrap();
+        let code = reply
+            .get("error")
+            .map_or(&reply["code"], |error| &error["code"]);
+        assert_eq!(code, "1306429", "{path}: {reply}");
+    }
     assert_eq!(server.eml_count(), 1);
     server.stop().await;
 }

@@ -103,6 +103,16 @@ impl<'de> Reader<'de> {
         }
     }
 
+    /// JSON by its grammar, but a value no Rust string can hold (a lone
+    /// surrogate): the field holding it is wrong, and named, as for any
+    /// unwanted value. The body is not broken, unless it ends here.
+    fn unrepresentable(&self, what: &str) -> Error {
+        if self.pos >= self.input.len() {
+            return self.error_at(Kind::Eof, "EOF while parsing a string");
+        }
+        self.error_at(Kind::Data, what)
+    }
+
     fn syntax(&self, what: &str) -> Error {
         if self.pos >= self.input.len() {
             return self.error_at(Kind::Eof, "EOF while parsing a value");
@@ -212,21 +222,26 @@ impl<'de> Reader<'de> {
                 let c = match first {
                     0xD800..=0xDBFF => {
                         if self.bytes().get(self.pos..self.pos + 2) != Some(b"\\u") {
-                            return Err(self.syntax("lone leading surrogate in hex escape"));
+                            return Err(
+                                self.unrepresentable("lone leading surrogate in hex escape")
+                            );
                         }
                         self.pos += 2;
                         let second = self.hex4()?;
                         if !(0xDC00..=0xDFFF).contains(&second) {
-                            return Err(self.syntax("lone leading surrogate in hex escape"));
+                            return Err(
+                                self.unrepresentable("lone leading surrogate in hex escape")
+                            );
                         }
                         0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
                     }
                     0xDC00..=0xDFFF => {
-                        return Err(self.syntax("lone trailing surrogate in hex escape"));
+                        return Err(self.unrepresentable("lone trailing surrogate in hex escape"));
                     }
                     other => other,
                 };
-                char::from_u32(c).ok_or_else(|| self.syntax("invalid unicode code point"))?
+                char::from_u32(c)
+                    .ok_or_else(|| self.unrepresentable("invalid unicode code point"))?
             }
             _ => {
                 self.pos -= 1;
@@ -403,7 +418,9 @@ impl<'de> Reader<'de> {
         }
         match text.parse::<f64>() {
             Ok(value) if value.is_finite() => visitor.visit_f64(value),
-            _ => Err(self.syntax("number out of range")),
+            // JSON's grammar allows it, so the body is not broken: the field
+            // holding it is wrong (and named), as for any unwanted value.
+            _ => Err(self.unrepresentable("number out of range")),
         }
     }
 
