@@ -68,6 +68,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         None => None,
     };
 
+    raise_open_file_limit(config.server.max_connections());
     let listen = args.listen.unwrap_or_else(|| config.server.listen());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -152,5 +153,28 @@ pub(crate) fn init_logging(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// Files `serve` may hold open besides its connections: database and SMTP
+/// pools, the file drop, the outbox viewer, logs.
+const SPARE_FILES: u64 = 256;
+
+/// Raises the soft open-file limit (up to the hard one) to what
+/// `max_connections` needs, and warns when it cannot: at the limit, connections
+/// wait in the kernel and the file drop cannot open files, so clients holding
+/// connections could stop deliveries.
+fn raise_open_file_limit(max_connections: usize) {
+    let wanted = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(SPARE_FILES);
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit < wanted => eprintln!(
+            "cmsi-mail: warning: the open-file limit is {limit}, below [server] \
+             max_connections ({max_connections}) + {SPARE_FILES}: raise it (ulimit -n, \
+             systemd LimitNOFILE=) or lower max_connections"
+        ),
+        Ok(_) => {}
+        Err(error) => eprintln!("cmsi-mail: warning: cannot read the open-file limit: {error}"),
     }
 }

@@ -518,3 +518,50 @@ fn a_malformed_quota_stops_the_start_naming_the_key() {
         }
     }
 }
+
+/// The soft and hard open-file limits of process `pid`.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn serve_raises_its_open_file_limit_or_says_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), APPS);
+    // The default max_connections (1024) and 256 spare files want 1280.
+    for (limits, raised) in [
+        ("ulimit -Sn 300 && ulimit -Hn 2000", true),
+        ("ulimit -Sn 400 && ulimit -Hn 400", false),
+    ] {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(
+                "{limits} && exec \"$0\" serve --listen 127.0.0.1:0 --config \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_cmsi-mail"))
+            .arg(&path)
+            .current_dir(dir.path());
+        let serve = Listening::start(command);
+        let (soft, hard) = open_file_limits(serve.pid());
+        let log = serve.log();
+        let warned = log.contains("cmsi-mail: warning: the open-file limit is");
+        if raised {
+            assert_eq!((soft, hard), (1280, 2000), "{log}");
+            assert!(!warned, "{log}");
+        } else {
+            assert_eq!((soft, hard), (400, 400), "{log}");
+            assert!(warned, "{log}");
+            assert!(log.contains("max_connections (1024) + 256"), "{log}");
+        }
+    }
+}

@@ -15,12 +15,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
-use cmsi_mail::{CODE_BACKEND_FAILED, CODE_BAD_REQUEST, EsbResponse};
+use cmsi_mail::EsbResponse;
 use serde_json::{Value, json};
 
 use crate::Gateway;
 use crate::auth::Require;
-use crate::outcome::{AUTHENTICATION, Answering, Outcome, TENANT};
+use crate::outcome::{Answering, Fault, Outcome};
 use crate::pipeline::Fields;
 use crate::send_msg::Listing;
 
@@ -125,24 +125,17 @@ async fn channels(
     answering.finish(&method, &uri, with_status(outcome))
 }
 
-/// A sent mail's `data` with the `summary`, `message` and `details` bk-ci
-/// reads (`message` is empty on success); other answers as they are.
+/// A delivered mail's `data` with the `summary`, `message` and `details`
+/// bk-ci reads (`message` is empty on success); other answers as they are.
 fn summarized(mut outcome: Outcome) -> Outcome {
-    let response = &mut outcome.response;
-    let Value::Object(data) = &mut response.data else {
+    let Some(delivered) = &outcome.delivered else {
         return outcome;
     };
-    let Some(accepted) = data.get("accepted").and_then(Value::as_array) else {
+    let Value::Object(data) = &mut outcome.response.data else {
         return outcome;
     };
-    let succeeded = accepted.len();
-    let rejected = data.get("rejected").cloned().unwrap_or_else(|| json!([]));
-    let invalid = data
-        .get("username_check")
-        .and_then(|check| check.get("invalid"))
-        .cloned()
-        .unwrap_or_else(|| json!([]));
-    let failed = rejected.as_array().map_or(0, Vec::len) + invalid.as_array().map_or(0, Vec::len);
+    let succeeded = delivered.accepted;
+    let failed = delivered.rejected.len() + delivered.invalid_usernames.len();
     data.insert(
         "summary".into(),
         json!({"total": succeeded + failed, "succeeded": succeeded, "failed": failed}),
@@ -151,7 +144,7 @@ fn summarized(mut outcome: Outcome) -> Outcome {
     let details = if failed == 0 {
         json!({})
     } else {
-        json!({"rejected": rejected, "invalid_usernames": invalid})
+        json!({"rejected": delivered.rejected, "invalid_usernames": delivered.invalid_usernames})
     };
     data.insert("details".into(), details);
     outcome
@@ -159,19 +152,17 @@ fn summarized(mut outcome: Outcome) -> Outcome {
 
 /// The HTTP status these clients read a failure by: 401 for credentials, 403
 /// for a tenant the app may not use, 400 for a bad request, 502 when the
-/// transport or a channel failed; the body limits keep theirs (413, 408, 503).
+/// transport, the queue or a channel failed; the body limits and the quota
+/// keep theirs (413, 408, 503, 429).
 fn with_status(mut outcome: Outcome) -> Outcome {
     if outcome.status != StatusCode::OK || outcome.response.result {
         return outcome;
     }
-    outcome.status = match outcome.failure.as_deref() {
-        Some(AUTHENTICATION) => StatusCode::UNAUTHORIZED,
-        Some(TENANT) => StatusCode::FORBIDDEN,
-        // The channel's server answered, and said no.
-        Some(failure) if failure.starts_with("channel=") => StatusCode::BAD_GATEWAY,
-        _ if outcome.response.code == CODE_BACKEND_FAILED => StatusCode::BAD_GATEWAY,
-        _ if outcome.response.code == CODE_BAD_REQUEST => StatusCode::BAD_REQUEST,
-        _ => StatusCode::BAD_GATEWAY,
+    outcome.status = match outcome.fault {
+        Some(Fault::Authentication) => StatusCode::UNAUTHORIZED,
+        Some(Fault::Tenant) => StatusCode::FORBIDDEN,
+        Some(Fault::Request) => StatusCode::BAD_REQUEST,
+        Some(Fault::Upstream) | None => StatusCode::BAD_GATEWAY,
     };
     outcome
 }

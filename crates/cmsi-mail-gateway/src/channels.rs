@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Gateway;
-use crate::outcome::Outcome;
+use crate::outcome::{Fault, Outcome};
 use crate::pipeline::{Call, off_runtime};
 use crate::send_msg::{forward_body, interface_of};
 
@@ -248,6 +248,7 @@ impl Gateway {
                 Outcome {
                     recipients: if result { receivers } else { 0 },
                     failure: (!result).then(|| format!("channel={name} kind=refused")),
+                    fault: (!result).then_some(Fault::Upstream),
                     ..Outcome::ok(response, call.app)
                 }
             }
@@ -263,6 +264,7 @@ impl Gateway {
                     )),
                     &format!("channel={name} kind={}", error.kind()),
                 )
+                .with_fault(Fault::Upstream)
             },
         }
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use cmsi_mail::{Error, EsbResponse};
+use cmsi_mail::{Error, EsbResponse, Rejection};
 use serde_json::{Value, json};
 
 use crate::auth::AuthError;
@@ -22,6 +22,33 @@ pub(crate) struct Outcome {
     /// Why it failed, in words that quote nothing the caller sent: the field
     /// at fault or the kind of failure.
     pub(crate) failure: Option<String>,
+    /// Whose fault a failed answer is, for routes that show it as an HTTP
+    /// status (the bk-cmsi API).
+    pub(crate) fault: Option<Fault>,
+    /// What a delivery came to, when mail was delivered (not queued).
+    pub(crate) delivered: Option<Delivered>,
+}
+
+/// Whose fault a failure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The credentials were refused.
+    Authentication,
+    /// The app may not send for the tenant it named.
+    Tenant,
+    /// The request is wrong; the caller must change it.
+    Request,
+    /// The transport, the queue or a channel's server failed.
+    Upstream,
+}
+
+/// A delivered mail's recipients, as the transport and the directory told.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Delivered {
+    pub(crate) accepted: usize,
+    pub(crate) rejected: Vec<Rejection>,
+    /// Usernames the directory does not know.
+    pub(crate) invalid_usernames: Vec<String>,
 }
 
 impl Outcome {
@@ -33,6 +60,16 @@ impl Outcome {
             retry_after: None,
             recipients: 0,
             failure: Some(failure.to_owned()),
+            fault: None,
+            delivered: None,
+        }
+    }
+
+    /// The same, `fault`'s.
+    pub(crate) fn with_fault(self, fault: Fault) -> Self {
+        Outcome {
+            fault: Some(fault),
+            ..self
         }
     }
 
@@ -40,8 +77,9 @@ impl Outcome {
         Outcome::answer(
             StatusCode::OK,
             EsbResponse::refused(error.to_string()),
-            AUTHENTICATION,
+            "authentication",
         )
+        .with_fault(Fault::Authentication)
     }
 
     /// A successful answer to `app`.
@@ -60,8 +98,9 @@ impl Outcome {
             ..Outcome::answer(
                 StatusCode::OK,
                 EsbResponse::refused(error.to_string()),
-                TENANT,
+                "tenant",
             )
+            .with_fault(Fault::Tenant)
         }
     }
 
@@ -69,6 +108,10 @@ impl Outcome {
         Outcome {
             app_code,
             ..Outcome::answer(StatusCode::OK, EsbResponse::error(error), &describe(error))
+                .with_fault(match error {
+                    Error::Request(_) => Fault::Request,
+                    _ => Fault::Upstream,
+                })
         }
     }
 
@@ -98,11 +141,6 @@ impl Outcome {
         )
     }
 }
-
-/// The failure of a caller whose credentials were refused.
-pub(crate) const AUTHENTICATION: &str = "authentication";
-/// The failure of an app that may not send for the tenant it named.
-pub(crate) const TENANT: &str = "tenant";
 
 /// `field=receiver` or `kind=transient`: an error as the log may show it.
 pub(crate) fn describe(error: &Error) -> String {

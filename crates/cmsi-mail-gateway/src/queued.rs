@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::Gateway;
 use crate::auth::Require;
-use crate::outcome::{Answering, Outcome};
+use crate::outcome::{Answering, Fault, Outcome};
 use crate::pipeline::Call;
 
 /// The paths `mail_status` is served on, beside the ESB's `send_mail`.
@@ -59,6 +59,8 @@ pub(crate) async fn enqueue(
                 recipients.len()
             },
             failure: None,
+            fault: None,
+            delivered: None,
         },
         Err(error) => Outcome {
             app_code: Some(app),
@@ -75,19 +77,22 @@ fn queue_failure(error: &cmsi_mail_queue::Error) -> Outcome {
             StatusCode::OK,
             EsbResponse::refused(error.to_string()),
             "idempotency key",
-        ),
+        )
+        .with_fault(Fault::Request),
         _ if error.is_unavailable() => Outcome::answer(
             StatusCode::OK,
             EsbResponse::unavailable(
                 "the delivery queue cannot be reached: nothing was stored; try again",
             ),
             "queue unavailable",
-        ),
+        )
+        .with_fault(Fault::Upstream),
         _ => Outcome::answer(
             StatusCode::OK,
             EsbResponse::unavailable(format!("the delivery queue failed: {error}")),
             "queue failed",
-        ),
+        )
+        .with_fault(Fault::Upstream),
     }
 }
 
@@ -125,14 +130,17 @@ impl Gateway {
             ..outcome
         };
         let Some(queue) = &self.queue else {
-            return with_app(Outcome::answer(
-                StatusCode::OK,
-                EsbResponse::refused(
-                    "mail_status needs the delivery queue ([queue] in the configuration): \
+            return with_app(
+                Outcome::answer(
+                    StatusCode::OK,
+                    EsbResponse::refused(
+                        "mail_status needs the delivery queue ([queue] in the configuration): \
                      without it send_mail delivers at once, and its answer is final",
-                ),
-                "no queue",
-            ));
+                    ),
+                    "no queue",
+                )
+                .with_fault(Fault::Request),
+            );
         };
         let request: StatusRequest = match call.fields.parse() {
             Ok(request) => request,
@@ -151,11 +159,14 @@ impl Gateway {
                 Err(_) => with_app(Outcome::internal()),
             },
             // Another app's message is as unknown as one that never was.
-            Ok(None) => with_app(Outcome::answer(
-                StatusCode::OK,
-                EsbResponse::refused("message_id: no such message for this app"),
-                "unknown message",
-            )),
+            Ok(None) => with_app(
+                Outcome::answer(
+                    StatusCode::OK,
+                    EsbResponse::refused("message_id: no such message for this app"),
+                    "unknown message",
+                )
+                .with_fault(Fault::Request),
+            ),
             Err(error) => with_app(queue_failure(&error)),
         }
     }

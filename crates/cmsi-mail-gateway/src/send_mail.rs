@@ -12,7 +12,7 @@ use cmsi_mail::{Error, RequestError, SendMailRequest};
 
 use crate::Gateway;
 use crate::auth::Require;
-use crate::outcome::{Answering, Outcome, describe};
+use crate::outcome::{Answering, Delivered, Fault, Outcome, describe};
 use crate::pipeline::{Call, Fields, off_runtime};
 use crate::queued;
 
@@ -91,6 +91,12 @@ impl Gateway {
                 .as_ref()
                 .map_or(0, |sent| sent.receipt.accepted.len()),
             failure: result.as_ref().err().map(describe),
+            fault: result.is_err().then_some(Fault::Upstream),
+            delivered: result.as_ref().ok().map(|sent| Delivered {
+                accepted: sent.receipt.accepted.len(),
+                rejected: sent.receipt.rejected.clone(),
+                invalid_usernames: prepared.username_check.invalid.clone(),
+            }),
         }
     }
 }
