@@ -70,6 +70,26 @@ fn example() -> String {
         .to_string()
 }
 
+/// The requests signed: the README's example (W2-like: HTML, an inline image,
+/// an attachment) and a W1-like one written into `dir` (2 KiB of Chinese HTML,
+/// a CJK subject, 3 To with CJK names and 2 Cc, no files).
+fn requests(dir: &Path) -> [(&'static str, String); 2] {
+    let paragraph = "<p>本周共处理告警 128 条，其中严重告警 3 条，均已在 15 分钟内恢复。</p>\n";
+    let w1 = serde_json::json!({
+        "receiver": "张三 <zhangsan@example.com>, 李四 <lisi@example.com>, wangwu@example.com",
+        "cc": "运维值班 <oncall@example.com>, zhaoliu@example.com",
+        "title": "【蓝鲸监控】2026 年第 48 周运营周报",
+        "content": format!("<h1>运营周报</h1>\n{}", paragraph.repeat(24)),
+        "body_format": "Html",
+    });
+    let path = dir.join("w1.json");
+    std::fs::write(&path, w1.to_string()).unwrap();
+    [
+        ("W2-like", example()),
+        ("W1-like", path.display().to_string()),
+    ]
+}
+
 fn ok(output: &Output) {
     assert_eq!(
         output.status.code(),
@@ -112,24 +132,26 @@ oauth_scope = "{SCOPE}"
         );
         let path = cwd.path().join("cmsi-mail.toml");
         std::fs::write(&path, config).unwrap();
-        let output = cmsi_mail(
-            cwd.path(),
-            &["send", "--config", path.to_str().unwrap(), &example()],
-            b"",
-            &[("CMSI_MAIL_OAUTH_CLIENT_SECRET", CLIENT_SECRET)],
-        );
-        ok(&output);
-        assert!(!String::from_utf8_lossy(&output.stderr).contains(CLIENT_SECRET));
-        let stored = smtp.messages();
-        let received = &stored.last().unwrap().bytes;
-        assert!(received.starts_with(b"DKIM-Signature: "));
-        assert_eq!(
-            stored.last().unwrap().login.as_deref(),
-            Some("noreply@example.com")
-        );
-        assert_verifies(received, key, &format!("SMTP, {name}"));
+        for (what, request) in requests(cwd.path()) {
+            let output = cmsi_mail(
+                cwd.path(),
+                &["send", "--config", path.to_str().unwrap(), &request],
+                b"",
+                &[("CMSI_MAIL_OAUTH_CLIENT_SECRET", CLIENT_SECRET)],
+            );
+            ok(&output);
+            assert!(!String::from_utf8_lossy(&output.stderr).contains(CLIENT_SECRET));
+            let stored = smtp.messages();
+            let received = &stored.last().unwrap().bytes;
+            assert!(received.starts_with(b"DKIM-Signature: "));
+            assert_eq!(
+                stored.last().unwrap().login.as_deref(),
+                Some("noreply@example.com")
+            );
+            assert_verifies(received, key, &format!("SMTP, {name}, {what}"));
+        }
     }
-    assert_eq!(oauth.issued(), 2, "one token per run of the command");
+    assert_eq!(oauth.issued(), 4, "one token per run of the command");
 }
 
 #[test]
@@ -144,27 +166,34 @@ fn mail_dropped_by_the_file_transport_and_composed_is_signed() {
         );
         let path = cwd.path().join("cmsi-mail.toml");
         std::fs::write(&path, config).unwrap();
-        ok(&cmsi_mail(
-            cwd.path(),
-            &["send", "--config", path.to_str().unwrap(), &example()],
-            b"",
-            &[],
-        ));
-        let eml = file_names(&outbox)
-            .into_iter()
-            .find(|n| n.ends_with(".eml"))
-            .unwrap();
-        let written = std::fs::read(outbox.join(eml)).unwrap();
-        assert_verifies(&written, key, &format!("file, {name}"));
+        for (what, request) in requests(cwd.path()) {
+            let before = if outbox.exists() {
+                file_names(&outbox)
+            } else {
+                Vec::new()
+            };
+            ok(&cmsi_mail(
+                cwd.path(),
+                &["send", "--config", path.to_str().unwrap(), &request],
+                b"",
+                &[],
+            ));
+            let eml = file_names(&outbox)
+                .into_iter()
+                .find(|n| n.ends_with(".eml") && !before.contains(n))
+                .unwrap();
+            let written = std::fs::read(outbox.join(eml)).unwrap();
+            assert_verifies(&written, key, &format!("file, {name}, {what}"));
 
-        let output = cmsi_mail(
-            cwd.path(),
-            &["compose", "--config", path.to_str().unwrap(), &example()],
-            b"",
-            &[],
-        );
-        ok(&output);
-        assert_verifies(&output.stdout, key, &format!("compose, {name}"));
+            let output = cmsi_mail(
+                cwd.path(),
+                &["compose", "--config", path.to_str().unwrap(), &request],
+                b"",
+                &[],
+            );
+            ok(&output);
+            assert_verifies(&output.stdout, key, &format!("compose, {name}, {what}"));
+        }
     }
 }
 

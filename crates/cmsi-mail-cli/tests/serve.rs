@@ -565,3 +565,84 @@ fn serve_raises_its_open_file_limit_or_says_it_cannot() {
         }
     }
 }
+
+/// POSTs `body` to `url` with curl; the status and the answer.
+fn curl_post(url: &str, body: &Value) -> (u16, Value) {
+    let output = Command::new("curl")
+        .args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .arg("--data-binary")
+        .arg(body.to_string())
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (answer, status) = text.rsplit_once('\n').unwrap();
+    (
+        status.parse().unwrap(),
+        serde_json::from_str(answer).unwrap(),
+    )
+}
+
+#[test]
+fn a_request_waits_for_a_delivery_slot_at_most_the_request_deadline() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        credentials: None,
+        ..SmtpOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(smtp.ca_file(), dir.path().join("cert.pem")).unwrap();
+    let path = config(
+        dir.path(),
+        &format!(
+            "[transport]\nkind = \"smtp\"\n[transport.smtp]\nsmtp_host = \"127.0.0.1\"\n\
+             smtp_port = {}\nsmtp_usetls = true\nca_file = \"cert.pem\"\n\
+             [server]\nmax_concurrent_deliveries = 1\nrequest_timeout_secs = 1\n{APPS}",
+            smtp.port
+        ),
+    );
+    let serve = Serve::start(&["--config", &path], &[]);
+    let url = format!("{}/api/c/compapi/cmsi/send_mail/", serve.url);
+    let request = |receiver: &str| {
+        json!({
+            "bk_app_code": "monitor", "bk_app_secret": "s3cret", "bk_username": "admin",
+            "receiver": receiver, "title": "slot", "content": "x",
+        })
+    };
+    // The one slot is held by a delivery whose RCPT the relay answers after 2 s.
+    let slow = {
+        let (url, body) = (url.clone(), request("stall-a@example.com"));
+        std::thread::spawn(move || curl_post(&url, &body))
+    };
+    for _ in 0..250 {
+        if smtp.count("stall") > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(smtp.count("stall"), 1);
+    let started = std::time::Instant::now();
+    let (status, reply) = curl_post(&url, &request("b@example.com"));
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(reply["code"], "1306201", "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_deliveries"),
+        "{reply}"
+    );
+    assert!(waited < Duration::from_millis(1900), "{waited:?}");
+    // The slow one was delivered, and the slot is free again.
+    let (status, reply) = slow.join().unwrap();
+    assert_eq!((status, &reply["result"]), (200, &json!(true)), "{reply}");
+    let (status, reply) = curl_post(&url, &request("c@example.com"));
+    assert_eq!((status, &reply["result"]), (200, &json!(true)), "{reply}");
+    assert_eq!(smtp.messages().len(), 2);
+}

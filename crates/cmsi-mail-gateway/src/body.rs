@@ -74,6 +74,12 @@ impl BodyReader {
         }
     }
 
+    /// How long a request may take to arrive (`request_timeout_secs`); also
+    /// the longest wait for a delivery slot.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// Bytes of the budget held now by bodies being read or held.
     pub(crate) fn in_use(&self) -> usize {
         self.capacity

@@ -227,8 +227,10 @@ impl Gateway {
         let Some(channel) = self.channels.get(name) else {
             return Outcome::internal();
         };
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _permit = self.deliveries.acquire().await;
+        let _permit = match self.delivery_slot().await {
+            Ok(permit) => permit,
+            Err(busy) => return busy.for_app(call.app),
+        };
         let fields = Arc::clone(&call.fields);
         let msg_type = name.to_owned();
         let body = off_runtime(fields.len(), move || {

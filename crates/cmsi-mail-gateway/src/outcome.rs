@@ -65,6 +65,22 @@ impl Outcome {
         }
     }
 
+    /// The same, told to try again after `seconds`.
+    pub(crate) fn with_retry_after(self, seconds: u64) -> Self {
+        Outcome {
+            retry_after: Some(seconds),
+            ..self
+        }
+    }
+
+    /// The same, answered to `app`.
+    pub(crate) fn for_app(self, app: String) -> Self {
+        Outcome {
+            app_code: Some(app),
+            ..self
+        }
+    }
+
     /// The same, `fault`'s.
     pub(crate) fn with_fault(self, fault: Fault) -> Self {
         Outcome {

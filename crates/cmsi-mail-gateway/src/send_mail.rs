@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
-use cmsi_mail::{Error, RequestError, SendMailRequest};
+use cmsi_mail::{Error, EsbResponse, RequestError, SendMailRequest};
+use tokio::sync::SemaphorePermit;
 
 use crate::Gateway;
 use crate::auth::Require;
@@ -43,6 +44,28 @@ pub(crate) async fn send_mail(
 }
 
 impl Gateway {
+    /// A delivery slot (`max_concurrent_deliveries`), waited for at most the
+    /// request deadline (`request_timeout_secs`): a request that cannot get
+    /// one is answered busy and gives its body's share of the budget back,
+    /// rather than holding it while a slow relay holds every slot.
+    pub(crate) async fn delivery_slot(&self) -> Result<SemaphorePermit<'_>, Outcome> {
+        let wait = self.bodies.deadline();
+        match tokio::time::timeout(wait, self.deliveries.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Timed out (the semaphore is never closed).
+            _ => Err(Outcome::answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                EsbResponse::unavailable(format!(
+                    "the server is busy delivering other mail: no delivery slot \
+                     (max_concurrent_deliveries) came free within {} s; try again shortly",
+                    wait.as_secs()
+                )),
+                "deliveries busy",
+            )
+            .with_retry_after(1)),
+        }
+    }
+
     /// Sends an authenticated call's mail: `request` reads it from the call's
     /// fields. Only here is a delivery slot taken, and the parse and
     /// composition run off the async threads when the body is large. With a
@@ -52,8 +75,10 @@ impl Gateway {
         call: Call,
         request: fn(&Fields) -> Result<SendMailRequest<'_>, RequestError>,
     ) -> Outcome {
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _permit = self.deliveries.acquire().await;
+        let _permit = match self.delivery_slot().await {
+            Ok(permit) => permit,
+            Err(busy) => return busy.for_app(call.app),
+        };
         let Call {
             app,
             tenant,

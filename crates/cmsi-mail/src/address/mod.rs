@@ -373,11 +373,18 @@ fn push_ascii_domain(out: &mut String, domain: &str) -> Result<(), AddressError>
     Ok(())
 }
 
+/// Why a domain holding `=?` is refused.
+const ENCODED_WORD_DOMAIN: &str = "it contains \"=?\", which mail readers may decode as an encoded word and show as a different address";
+
 /// The domain as it goes on the wire: a host name in IDNA ASCII form, lower case,
 /// or an address literal.
 fn ascii_domain(domain: &str) -> Result<String, AddressError> {
     if domain.is_empty() {
         return Err(AddressError::Domain("it is empty".into()));
+    }
+    // As for local parts: not a host name anyway, but say why it matters.
+    if looks_encoded(domain) {
+        return Err(AddressError::Domain(ENCODED_WORD_DOMAIN.into()));
     }
     if let Some(literal) = domain.strip_prefix('[') {
         let inner = literal
@@ -514,6 +521,10 @@ mod tests {
                 AddressError::EncodedWordLocalPart,
             ),
             ("de$$=?$$ve@x.com", AddressError::EncodedWordLocalPart),
+            (
+                "a@=?utf-8?q?x?=.example.com",
+                AddressError::Domain(ENCODED_WORD_DOMAIN.into()),
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(Mailbox::parse(input).as_ref(), Err(expected), "{input:?}");
