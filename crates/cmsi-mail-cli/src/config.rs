@@ -486,7 +486,7 @@ impl Config {
 /// A TOML error by line, column and key, without the line itself: the line
 /// may hold a password (`[queue] url`, `[smtp] password`).
 fn toml_error(text: &str, error: &toml::de::Error, key: Option<String>) -> String {
-    let message = error.message().trim_end();
+    let message = without_value(error.message().trim_end());
     let key = key
         .filter(|key| !key.is_empty() && key != ".")
         .map(|key| format!("{key}: "))
@@ -507,6 +507,21 @@ fn toml_error(text: &str, error: &toml::de::Error, key: Option<String>) -> Strin
     format!("line {line}, column {column}: {key}{message}")
 }
 
+/// serde's "invalid type: integer `12345678`, expected a string" without the
+/// value, which may be an unquoted password.
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((what, expected)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(", expected"))
+        {
+            let kind = what.split(' ').next().unwrap_or_default();
+            return format!("{prefix}{kind}, expected{expected}");
+        }
+    }
+    message.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,5 +535,15 @@ mod tests {
         let shown = toml_error(text, &error, None);
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.starts_with("line 4, column "), "{shown}");
+
+        // A value of the wrong type is not quoted either.
+        let text = "[transport.smtp]\nsmtp_pwd = 12345678\n";
+        let error = toml::from_str::<Config>(text).unwrap_err();
+        let shown = toml_error(text, &error, Some("transport.smtp.smtp_pwd".into()));
+        assert!(!shown.contains("12345678"), "{shown}");
+        assert!(
+            shown.ends_with("transport.smtp.smtp_pwd: invalid type: integer, expected a string"),
+            "{shown}"
+        );
     }
 }

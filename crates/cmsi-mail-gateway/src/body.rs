@@ -86,15 +86,21 @@ impl BodyReader {
             .saturating_sub(self.budget.available_permits())
     }
 
-    /// Reads `body` in full, reserving from the budget as the bytes arrive:
-    /// at first up to [`FIRST_RESERVATION`] (a 64th of a smaller budget), then doubling (never past a
-    /// declared `Content-Length`), so that a client holds at most twice what
-    /// it has sent. A declared length is not reserved up front: announcing
-    /// 32 MiB and sending nothing must not take 32 MiB of the budget.
+    /// Reads `body` in full under the budget.
+    ///
+    /// A request whose app is already `authenticated` (credentials in the
+    /// header) reserves its declared `Content-Length` at once, all or
+    /// nothing, so that large uploads wait their turn rather than hold part
+    /// of the budget each while waiting for more. Any other body reserves as
+    /// its bytes arrive: at first up to [`FIRST_RESERVATION`] (a 64th of a
+    /// smaller budget), then doubling, never past its declared length, so
+    /// that a client without credentials holds at most about twice what it
+    /// has sent: announcing 32 MiB and sending nothing takes 64 KiB at most.
     pub(crate) async fn read(
         &self,
         headers: &HeaderMap,
         body: Body,
+        authenticated: bool,
     ) -> Result<ReadBody, BodyError> {
         let declared = headers
             .get(header::CONTENT_LENGTH)
@@ -104,7 +110,11 @@ impl BodyReader {
             return Err(BodyError::TooLarge(self.max_body_bytes));
         }
         let deadline = Instant::now() + self.deadline;
-        let first = declared.map_or(0, |len| len.min(self.first_reservation));
+        let first = match declared {
+            Some(len) if authenticated => len,
+            Some(len) => len.min(self.first_reservation),
+            None => 0,
+        };
         let mut reserved = self.reserve(None, first, deadline).await?;
         let mut buffer = Vec::with_capacity(first);
         let mut body = body;

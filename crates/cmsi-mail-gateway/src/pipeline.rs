@@ -163,7 +163,8 @@ impl Gateway {
                             "Idempotency-Key must be printable ASCII text",
                         ),
                         "idempotency key",
-                    ));
+                    )
+                    .with_fault(crate::outcome::Fault::Request));
                 }
             },
         };
@@ -178,7 +179,7 @@ impl Gateway {
         };
         let body = self
             .bodies
-            .read(headers, body)
+            .read(headers, body, header_app.is_some())
             .await
             .map_err(|error| Outcome::body(&error))?;
         let fields = Arc::new(Fields {

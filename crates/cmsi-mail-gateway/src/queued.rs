@@ -79,6 +79,17 @@ fn queue_failure(error: &cmsi_mail_queue::Error) -> Outcome {
             "idempotency key",
         )
         .with_fault(Fault::Request),
+        // Stored or not, nobody knows: only the key can tell.
+        cmsi_mail_queue::Error::TimedOut(_) => Outcome::answer(
+            StatusCode::OK,
+            EsbResponse::unavailable(
+                "the delivery queue did not answer in time: whether the message was stored \
+                 is unknown; repeat the request with the same Idempotency-Key to find out \
+                 (without one, a repeat may send it twice)",
+            ),
+            "queue timed out",
+        )
+        .with_fault(Fault::Upstream),
         _ if error.is_unavailable() => Outcome::answer(
             StatusCode::OK,
             EsbResponse::unavailable(

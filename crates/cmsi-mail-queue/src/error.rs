@@ -16,12 +16,12 @@ pub enum Error {
     /// during the final commit leaves that unknown).
     #[error("the queue database is unreachable: {0}")]
     Unavailable(sqlx::Error),
-    /// The database took longer than `query_timeout_seconds` (seconds here):
+    /// The database took longer than `query_timeout_seconds` (the time here):
     /// it stopped answering in the middle of an operation. Whether an accept
     /// that timed out was stored is unknown (as with a connection lost during
     /// the commit); its `Idempotency-Key`, repeated, tells.
-    #[error("the queue database did not answer within {0} s")]
-    TimedOut(u64),
+    #[error("the queue database did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The database answered with an error.
     #[error("queue database error: {0}")]
     Database(sqlx::Error),

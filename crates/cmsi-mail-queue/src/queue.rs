@@ -175,7 +175,7 @@ impl Queue {
         let limit = self.settings.query_timeout();
         tokio::time::timeout(limit, operation)
             .await
-            .unwrap_or_else(|_| Err(Error::TimedOut(limit.as_secs())))
+            .unwrap_or_else(|_| Err(Error::TimedOut(limit)))
     }
 
     /// Stores a composed message for delivery, in one transaction, and

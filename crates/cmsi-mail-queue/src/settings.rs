@@ -260,17 +260,10 @@ pub fn redact_url(url: &str) -> String {
         Some(at) => url.split_at(at + 3),
         None => ("", url),
     };
-    // The user information ends at the last `@` before the query: a password
-    // may hold `/` or `@` when written without percent-encoding. A password
-    // may hold `?` or `#` too: with no `@` before the first of them, the last
-    // `@` anywhere ends it (which hides too much rather than too little when
-    // that `@` is in the query).
-    let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
-    let at = rest
-        .get(..query_start)
-        .and_then(|head| head.rfind('@'))
-        .or_else(|| rest.rfind('@'));
-    let (authority, path) = match at {
+    // The user information ends at the last `@`: a password written without
+    // percent-encoding may hold `/`, `@`, `?` or `#`. When that `@` is in
+    // the query instead, this hides too much (the host), never too little.
+    let (authority, path) = match rest.rfind('@') {
         Some(at) => {
             let (userinfo, after) = rest.split_at(at);
             let userinfo = match userinfo.find(':') {
@@ -334,6 +327,10 @@ mod tests {
             (
                 "postgres://mail:p?s@db/cmsi?application_name=a@b",
                 "postgres://mail:***@b",
+            ),
+            (
+                "postgres://mail:p@ss?word@db/cmsi",
+                "postgres://mail:***@db/cmsi",
             ),
             (
                 "postgres://db/cmsi?application_name=a@b",

@@ -650,7 +650,12 @@ async fn shutdown_returns_what_the_workers_have_not_finished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_lost_its_lease_abandons_the_delivery_and_leaves_the_row() {
     let server = SmtpServer::start(SmtpOptions::default());
-    let (queue, url) = queue().await;
+    let url = PostgresServer::shared().create_database();
+    // Renewed every half second: the loss is found well within the relay's
+    // 2 s wait, however slowly the test's UPDATE lands.
+    let mut settings = settings(url.clone());
+    settings.lease_seconds = Some(1.5);
+    let queue = Queue::connect(&settings).await.unwrap();
     accept(&queue, "stall-y@example.com").await;
     let workers = queue.start_workers(smtp(&server));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -665,7 +670,7 @@ async fn a_worker_that_lost_its_lease_abandons_the_delivery_and_leaves_the_row()
         "UPDATE cmsi_mail_message SET lease = 42, locked_by = 'elsewhere/1',
          locked_until = now() + interval '1 hour', next_attempt_at = now() + interval '1 hour'",
     );
-    // Its next renewal (a third of the 3 s lease) finds the row taken and
+    // Its next renewal (a third of the lease) finds the row taken and
     // drops the SMTP transaction, still waiting in its 2 s RCPT: the other
     // worker delivers, this one does not deliver too.
     tokio::time::sleep(Duration::from_secs(4)).await;
