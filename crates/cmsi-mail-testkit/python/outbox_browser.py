@@ -71,10 +71,12 @@ def notice(page, selector, wait_ms):
 
 def open_message(page, message_id, downloads):
     page.locator(f'#list tr.message[data-id="{message_id}"]').click()
+    # Rendered when the pane names this message's file: until then it may
+    # still show the previous message (its tabs, its notices).
     page.wait_for_function(
         "id => document.querySelector('#list tr.selected')?.dataset.id === id"
         " && !document.querySelector('#message-pane').hidden"
-        " && document.querySelector('#m-meta').children.length > 0",
+        " && (document.querySelector('#m-meta dd.file')?.textContent || '').startsWith(id + '.eml')",
         arg=message_id,
         timeout=TIMEOUT_MS,
     )
