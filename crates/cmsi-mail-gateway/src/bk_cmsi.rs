@@ -10,9 +10,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use cmsi_mail::EsbResponse;
@@ -20,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::Gateway;
 use crate::auth::Require;
-use crate::outcome::{Answering, Fault, Outcome};
+use crate::outcome::{Answering, Outcome};
 use crate::pipeline::Fields;
 use crate::send_msg::Listing;
 
@@ -64,65 +62,44 @@ pub(crate) fn routes(mut router: Router<Arc<Gateway>>) -> Router<Arc<Gateway>> {
     router
 }
 
-async fn send_mail(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn send_mail(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let answering = Answering::start("v1_send_mail").apigw();
-    let outcome = match gateway
-        .admit(&method, &headers, uri.query(), body, Require::App)
+    gateway
+        .answer(answering, Require::App, request, async |call, _, _| {
+            summarized(gateway.send(call, Fields::request).await)
+        })
         .await
-    {
-        Ok(call) => summarized(gateway.send(call, Fields::request).await),
-        Err(outcome) => outcome,
-    };
-    answering.finish(&method, &uri, with_status(outcome))
 }
 
-async fn send_msg(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn send_msg(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let answering = Answering::start("v1_send_msg").apigw();
-    let outcome = match gateway
-        .admit(&method, &headers, uri.query(), body, Require::App)
+    gateway
+        .answer(
+            answering,
+            Require::App,
+            request,
+            async |call, headers, request_id| {
+                summarized(gateway.send_message(call, headers, request_id).await)
+            },
+        )
         .await
-    {
-        Ok(call) => summarized(
-            gateway
-                .send_message(call, &headers, answering.request_id())
-                .await,
-        ),
-        Err(outcome) => outcome,
-    };
-    answering.finish(&method, &uri, with_status(outcome))
 }
 
-async fn channels(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn channels(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let answering = Answering::start("v1_channels").apigw();
-    let outcome = match gateway
-        .admit(&method, &headers, uri.query(), body, Require::App)
+    gateway
+        .answer(
+            answering,
+            Require::App,
+            request,
+            async |call, headers, _| {
+                Outcome::ok(
+                    EsbResponse::ok_with_data(gateway.message_types(headers, Listing::Apigw)),
+                    call.app,
+                )
+            },
+        )
         .await
-    {
-        Ok(call) => Outcome::ok(
-            EsbResponse::ok_with_data(gateway.message_types(&headers, Listing::Apigw)),
-            call.app,
-        ),
-        Err(outcome) => outcome,
-    };
-    answering.finish(&method, &uri, with_status(outcome))
 }
 
 /// A delivered mail's `data` with the `summary`, `message` and `details`
@@ -147,22 +124,5 @@ fn summarized(mut outcome: Outcome) -> Outcome {
         json!({"rejected": delivered.rejected, "invalid_usernames": delivered.invalid_usernames})
     };
     data.insert("details".into(), details);
-    outcome
-}
-
-/// The HTTP status these clients read a failure by: 401 for credentials, 403
-/// for a tenant the app may not use, 400 for a bad request, 502 when the
-/// transport, the queue or a channel failed; the body limits and the quota
-/// keep theirs (413, 408, 503, 429).
-fn with_status(mut outcome: Outcome) -> Outcome {
-    if outcome.status != StatusCode::OK || outcome.response.result {
-        return outcome;
-    }
-    outcome.status = match outcome.fault {
-        Some(Fault::Authentication) => StatusCode::UNAUTHORIZED,
-        Some(Fault::Tenant) => StatusCode::FORBIDDEN,
-        Some(Fault::Request) => StatusCode::BAD_REQUEST,
-        Some(Fault::Upstream) | None => StatusCode::BAD_GATEWAY,
-    };
     outcome
 }

@@ -81,6 +81,24 @@ impl Outcome {
         }
     }
 
+    /// The HTTP status API-gateway clients read a failure by (they look at
+    /// nothing else): 401 for credentials, 403 for a tenant the app may not
+    /// use, 400 for a bad request, 502 when the transport, the queue or a
+    /// channel failed; the body limits and the quota keep theirs (413, 408,
+    /// 503, 429).
+    fn with_status_by_fault(mut self) -> Self {
+        if self.status != StatusCode::OK || self.response.result {
+            return self;
+        }
+        self.status = match self.fault {
+            Some(Fault::Authentication) => StatusCode::UNAUTHORIZED,
+            Some(Fault::Tenant) => StatusCode::FORBIDDEN,
+            Some(Fault::Request) => StatusCode::BAD_REQUEST,
+            Some(Fault::Upstream) | None => StatusCode::BAD_GATEWAY,
+        };
+        self
+    }
+
     /// The same, `fault`'s.
     pub(crate) fn with_fault(self, fault: Fault) -> Self {
         Outcome {
@@ -214,6 +232,10 @@ impl Answering {
             started,
             shape,
         } = self;
+        let outcome = match shape {
+            Shape::Esb => outcome,
+            Shape::Apigw => outcome.with_status_by_fault(),
+        };
         tracing::info!(
             request_id = %request_id,
             route,

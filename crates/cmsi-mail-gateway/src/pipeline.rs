@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
 use cmsi_mail::{Error, Problem, RequestError, SendMailRequest};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -14,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::Gateway;
 use crate::auth::{self, Credentials, Require};
 use crate::body::ReadBody;
-use crate::outcome::Outcome;
+use crate::outcome::{Answering, Outcome};
 
 /// Bodies up to this size are parsed and composed on the async threads; larger
 /// ones on the blocking pool, so that no body holds up other requests.
@@ -139,6 +141,33 @@ pub(crate) struct Call {
 }
 
 impl Gateway {
+    /// What every API route does: admits `request`, lets `serve` answer the
+    /// admitted call (with the request's headers and id), and writes the
+    /// answer in `answering`'s shape, with its one log line.
+    pub(crate) async fn answer(
+        self: &Arc<Self>,
+        answering: Answering,
+        require: Require,
+        request: Request,
+        serve: impl AsyncFnOnce(Call, &HeaderMap, &str) -> Outcome,
+    ) -> Response {
+        let (parts, body) = request.into_parts();
+        let outcome = match self
+            .admit(
+                &parts.method,
+                &parts.headers,
+                parts.uri.query(),
+                body,
+                require,
+            )
+            .await
+        {
+            Ok(call) => serve(call, &parts.headers, answering.request_id()).await,
+            Err(outcome) => outcome,
+        };
+        answering.finish(&parts.method, &parts.uri, outcome)
+    }
+
     /// Authenticates a request and reads its body, in that order as far as
     /// the credentials allow: the header's before the body is read, a body's
     /// by a scan that builds nothing else. The app's quota is asked as soon as

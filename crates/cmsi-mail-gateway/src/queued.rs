@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use cmsi_mail::{EsbResponse, Prepared, Problem, RequestError};
 use cmsi_mail_queue::Queue;
@@ -114,22 +113,16 @@ struct StatusRequest {
     message_id: Option<String>,
 }
 
-pub(crate) async fn mail_status(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub(crate) async fn mail_status(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let answering = Answering::start("mail_status");
-    let outcome = match gateway
-        .admit(&method, &headers, uri.query(), body, Require::AppAndUser)
+    gateway
+        .answer(
+            answering,
+            Require::AppAndUser,
+            request,
+            async |call, _, _| gateway.status(call).await,
+        )
         .await
-    {
-        Ok(call) => gateway.status(call).await,
-        Err(outcome) => outcome,
-    };
-    answering.finish(&method, &uri, outcome)
 }
 
 impl Gateway {

@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use cmsi_mail::{Error, EsbResponse, RequestError, SendMailRequest};
 use tokio::sync::SemaphorePermit;
@@ -25,22 +24,16 @@ pub const SEND_MAIL_PATHS: [&str; 4] = [
     "/api/c/compapi/v2/cmsi/send_mail",
 ];
 
-pub(crate) async fn send_mail(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub(crate) async fn send_mail(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let answering = Answering::start("send_mail");
-    let outcome = match gateway
-        .admit(&method, &headers, uri.query(), body, Require::AppAndUser)
+    gateway
+        .answer(
+            answering,
+            Require::AppAndUser,
+            request,
+            async |call, _, _| gateway.send(call, Fields::request).await,
+        )
         .await
-    {
-        Ok(call) => gateway.send(call, Fields::request).await,
-        Err(outcome) => outcome,
-    };
-    answering.finish(&method, &uri, outcome)
 }
 
 impl Gateway {

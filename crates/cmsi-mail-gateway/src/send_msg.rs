@@ -10,9 +10,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::MethodRouter;
 use cmsi_mail::{Error, EsbResponse, Problem, RequestError, SendMailRequest, split_username_list};
@@ -151,47 +150,33 @@ pub(crate) fn routes(mut router: Router<Arc<Gateway>>) -> Router<Arc<Gateway>> {
     router
 }
 
-async fn send_msg(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn send_msg(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let answering = Answering::start("send_msg");
-    let outcome = match gateway
-        .admit(&method, &headers, uri.query(), body, Require::AppAndUser)
+    gateway
+        .answer(
+            answering,
+            Require::AppAndUser,
+            request,
+            async |call, headers, request_id| gateway.send_message(call, headers, request_id).await,
+        )
         .await
-    {
-        Ok(call) => {
-            gateway
-                .send_message(call, &headers, answering.request_id())
-                .await
-        }
-        Err(outcome) => outcome,
-    };
-    answering.finish(&method, &uri, outcome)
 }
 
-async fn get_msg_type(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn get_msg_type(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let answering = Answering::start("get_msg_type");
-    let outcome = match gateway
-        .admit(&method, &headers, uri.query(), body, Require::AppAndUser)
+    gateway
+        .answer(
+            answering,
+            Require::AppAndUser,
+            request,
+            async |call, headers, _| {
+                Outcome::ok(
+                    EsbResponse::ok_with_data(gateway.message_types(headers, Listing::Esb)),
+                    call.app,
+                )
+            },
+        )
         .await
-    {
-        Ok(call) => Outcome::ok(
-            EsbResponse::ok_with_data(gateway.message_types(&headers, Listing::Esb)),
-            call.app,
-        ),
-        Err(outcome) => outcome,
-    };
-    answering.finish(&method, &uri, outcome)
 }
 
 /// What a `msg_type` comes to.
